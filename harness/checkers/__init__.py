@@ -1,0 +1,9 @@
+"""Checkers: pure functions over recorded history and final states."""
+
+from harness.checkers.base import CheckResult
+from harness.checkers.convergence import compare_datasets
+from harness.checkers.delivery import effect_once, no_lost_updates
+from harness.checkers.run_checks import fault_was_active, progress
+
+__all__ = ["CheckResult", "compare_datasets", "effect_once", "fault_was_active",
+           "no_lost_updates", "progress"]

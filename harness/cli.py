@@ -1,0 +1,136 @@
+"""The `harness` command line.
+
+Exit codes: 0 every scenario passed; 1 a scenario failed; 2 usage or setup error (the
+message says what to do); 130 interrupted (everything started was stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from harness.errors import ConfigError, HarnessError, SetupError
+from harness.settings import BROKERS, RUNTIMES, RunSettings
+from harness.variants import VARIANTS
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _cmd_list(_args: argparse.Namespace) -> int:
+    from harness.session import load_catalogue
+
+    for scenario in load_catalogue().values():
+        print(f"{scenario.name:<22} {scenario.description}")
+    print("\nvariants (--variant):")
+    for variant in VARIANTS.values():
+        print(f"  {variant.name:<20} [{variant.service}] {variant.bug}")
+    return EXIT_PASS
+
+
+class _Printer:
+    """One line per progress message, prefixed with the scenario and its elapsed time."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+
+    def __call__(self, scenario: str, message: str) -> None:
+        now = time.monotonic()
+        began = self.started.setdefault(scenario, now)
+        if message.startswith("@verdict"):
+            return
+        print(f"[{scenario} {now - began:5.1f}s] {message}", flush=True)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.reporting import scenario_line
+    from harness.session import run_scenarios, select_scenarios
+
+    seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
+    settings = RunSettings(seed=seed, broker=args.broker, runtime=args.runtime,
+                           variant=args.variant, report_root=Path(args.report_dir))
+    scenarios = select_scenarios(args.scenarios)
+    print(f"harness run: {len(scenarios)} scenario(s), seed={seed}, broker={settings.broker}, "
+          f"runtime={settings.runtime}, variant={settings.variant}", flush=True)
+    result, report_dir = run_scenarios(scenarios, settings, progress=_Printer())
+    print()
+    for scenario in result.scenarios:
+        print(scenario_line(scenario.to_dict()))
+    passed = sum(1 for s in result.scenarios if s.passed)
+    print(f"\n{passed} of {len(result.scenarios)} passed (seed {seed})")
+    print(f"report: {report_dir / 'run.json'}")
+    if not result.passed:
+        print(f"replay: {result.to_dict()['replay']}")
+    if any(s.error for s in result.scenarios) and passed == 0 and \
+            all(s.error for s in result.scenarios):
+        return EXIT_USAGE if any("SetupError" in s.error or "ComponentStartError" in s.error
+                                 for s in result.scenarios) else EXIT_FAIL
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.reporting import load_run_json, render_summary
+
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / "run.json"
+    if not path.exists():
+        raise SetupError(f"{path} does not exist: give a report directory or its run.json")
+    sys.stdout.write(render_summary(load_run_json(path)))
+    return EXIT_PASS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Chaos harness for data replication over messaging.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list scenarios and bug variants").set_defaults(func=_cmd_list)
+
+    run = sub.add_parser("run", help="run scenarios (all when none is named)")
+    run.add_argument("scenarios", nargs="*", metavar="NAME")
+    run.add_argument("--broker", default="rabbitmq", choices=BROKERS)
+    run.add_argument("--runtime", default="processes", choices=RUNTIMES)
+    run.add_argument("--seed", type=int, default=None,
+                     help="replay a run with the seed its report printed (default: random)")
+    run.add_argument("--variant", default="none",
+                     help="switch one known bug into the reference services "
+                          f"(none, {', '.join(VARIANTS)})")
+    run.add_argument("--report-dir", default="reports",
+                     help="where reports/<run_id>/ is written (default: reports)")
+    run.set_defaults(func=_cmd_run)
+
+    report = sub.add_parser("report", help="print the summary of a stored run")
+    report.add_argument("path", help="reports/<run_id> or its run.json")
+    report.set_defaults(func=_cmd_report)
+    return parser
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM (CI cancelling a job) gets the same cleanup as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        code: int = args.func(args)
+        return code
+    except (ConfigError, SetupError) as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("\nharness: interrupted; everything started was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from harness.history.recorder import History, read_history
+
+__all__ = ["History", "read_history"]

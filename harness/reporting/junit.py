@@ -1,0 +1,44 @@
+"""JUnit XML for CI: one testsuite per run, one testcase per scenario."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+
+def render_junit(run: dict[str, Any]) -> str:
+    scenarios = run["scenarios"]
+    suite = ET.Element("testsuite", {
+        "name": f"replication-chaos-harness.{run['broker']}",
+        "tests": str(len(scenarios)),
+        "failures": str(sum(1 for s in scenarios if s["verdict"] == "fail")),
+        "errors": str(sum(1 for s in scenarios if s["verdict"] == "error")),
+        "time": f"{sum(s['duration_s'] for s in scenarios):.3f}",
+    })
+    props = ET.SubElement(suite, "properties")
+    for key in ("seed", "broker", "runtime", "variant", "run_id", "replay"):
+        ET.SubElement(props, "property", {"name": key, "value": str(run[key])})
+    for scenario in scenarios:
+        case = ET.SubElement(suite, "testcase", {
+            "classname": f"scenarios.{run['broker']}", "name": scenario["name"],
+            "time": f"{scenario['duration_s']:.3f}"})
+        failed = [c for c in scenario["checks"] if not c["ok"]]
+        if scenario["verdict"] == "error":
+            node = ET.SubElement(case, "error", {"message": scenario["error"].splitlines()[0]})
+            node.text = scenario["error"]
+        elif failed:
+            node = ET.SubElement(case, "failure", {
+                "message": f"{failed[0]['name']}: {failed[0]['details']}"[:500]})
+            node.text = "\n".join(f"{c['name']}: {c['details']}" for c in failed)
+        out = ET.SubElement(case, "system-out")
+        out.text = "\n".join(f"[{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['details']}"
+                             for c in scenario["checks"])
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(run: dict[str, Any], report_dir: Path) -> Path:
+    path = report_dir / "junit.xml"
+    path.write_text(render_junit(run))
+    return path

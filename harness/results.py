@@ -1,0 +1,83 @@
+"""Results of a run, shaped as they are written to run.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.checkers.base import CheckResult
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    seed: int
+    checks: list[CheckResult] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    duration_s: float = 0.0
+    error: str = ""  # set when the scenario could not run to its checks
+    report_dir: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        if self.error:
+            return "error"
+        return "pass" if self.passed else "fail"
+
+    def first_failure(self) -> str:
+        if self.error:
+            return self.error.splitlines()[0]
+        failed = [c for c in self.checks if not c.ok]
+        return f"{failed[0].name}: {failed[0].details}" if failed else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "verdict": self.verdict,
+            "seed": self.seed,
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error,
+            "checks": [c.to_dict() for c in self.checks],
+            "metrics": self.metrics,
+            "faults": self.faults,
+            "report_dir": self.report_dir,
+        }
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    seed: int
+    broker: str
+    runtime: str
+    variant: str
+    started_at: float
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    finished_at: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.scenarios) and all(s.passed for s in self.scenarios) \
+            and not self.interrupted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "seed": self.seed,
+            "broker": self.broker,
+            "runtime": self.runtime,
+            "variant": self.variant,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "interrupted": self.interrupted,
+            "verdict": "pass" if self.passed else "fail",
+            "replay": f"harness run {' '.join(s.name for s in self.scenarios)} "
+                      f"--seed {self.seed} --broker {self.broker} --variant {self.variant}",
+            "scenarios": [s.to_dict() for s in self.scenarios],
+        }

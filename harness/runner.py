@@ -1,0 +1,230 @@
+"""Runs one scenario: start the system, drive the load, inject the schedule, wait for
+convergence, collect everything, run the checks.
+
+Everything started is registered on one ExitStack, so it is healed and stopped on every
+exit path: a pass, a failed check, an exception, or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import checkers
+from harness.errors import HarnessError
+from harness.faults.base import Fault
+from harness.faults.catalogue import ACTIONS
+from harness.history import History, read_history
+from harness.metrics import replication_metrics
+from harness.results import ScenarioResult
+from harness.runtime.processes import ProcessRuntime
+from harness.scenario import FaultStep, Scenario
+from harness.settings import RunSettings
+from harness.sut import SystemUnderTest
+from harness.workload import WorkloadDriver, WorkloadGenerator
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    step: FaultStep
+    at_s: float
+    params: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.step.action, "target": self.step.target,
+                "at_s": round(self.at_s, 3), "duration_s": self.step.duration_s,
+                "params": {k: round(v, 4) for k, v in self.params.items()}}
+
+
+def plan_faults(scenario: Scenario, rng: random.Random) -> list[PlannedFault]:
+    planned = []
+    for step in scenario.faults:
+        at_s, params = step.resolve(rng)
+        planned.append(PlannedFault(step, at_s, params))
+    return sorted(planned, key=lambda p: p.at_s)
+
+
+class ScenarioRun:
+    def __init__(self, scenario: Scenario, settings: RunSettings, run_dir: Path,
+                 progress: Progress) -> None:
+        self.scenario = scenario
+        self.settings = settings
+        self.dir = run_dir / scenario.name
+        self.progress = progress
+        self.result = ScenarioResult(scenario.name, settings.seed, report_dir=str(self.dir))
+
+    def execute(self) -> ScenarioResult:
+        started = time.monotonic()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        history = History(self.dir / "history.jsonl")
+        try:
+            with ExitStack() as stack:
+                stack.callback(history.close)
+                self._run(stack, history)
+        except HarnessError as exc:
+            self.result.error = f"{type(exc).__name__}: {exc}"
+            self.progress(f"error: {self.result.error.splitlines()[0]}")
+        finally:
+            self.result.duration_s = time.monotonic() - started
+        return self.result
+
+    def _run(self, stack: ExitStack, history: History) -> None:
+        scenario, settings = self.scenario, self.settings
+        rng = scenario.rng(settings.seed)
+        plan = plan_faults(scenario, rng)
+        history.record("scenario", name=scenario.name, seed=settings.seed,
+                       variant=settings.variant, broker=settings.broker,
+                       plan=[p.to_dict() for p in plan])
+
+        runtime = ProcessRuntime(self.dir, on_event=lambda what, data:
+                                 history.record("lifecycle", event=what, **data))
+        stack.callback(runtime.close)
+        sut = SystemUnderTest(runtime, settings, self.dir)
+        stack.callback(sut.close)
+        self.progress(f"starting {settings.broker} broker, publisher and consumer "
+                      f"({settings.runtime})")
+        t0 = time.monotonic()
+        sut.start()
+        self.result.metrics["setup_s"] = round(time.monotonic() - t0, 2)
+
+        generator = WorkloadGenerator(scenario.workload,
+                                      random.Random(f"{settings.seed}:{scenario.name}:load"))
+        driver = WorkloadDriver(generator, str(sut.publisher_api.base_url), history)
+        stack.callback(driver.stop)
+        spec = scenario.workload
+        self.progress(f"load: {spec.max_ops} writes at {spec.rate_per_s:.0f}/s"
+                      + (f", {len(plan)} faults scheduled" if plan else ""))
+        driver.start()
+        load_started = time.monotonic()
+        for planned in plan:
+            self._wait_and_report(driver, sut, load_started + planned.at_s)
+            self._apply_fault(stack, history, sut, planned)
+        while driver.running:
+            self._wait_and_report(driver, sut, time.monotonic() + 2.0)
+        stats = driver.wait()
+        load_ended = time.monotonic()
+        self.progress(f"load done: {stats.succeeded} writes ok, {stats.failed} failed; "
+                      "waiting for convergence")
+
+        convergence = self._await_convergence(sut, load_ended)
+        self._collect_and_check(sut, history, convergence, stats.attempted,
+                                len(plan), load_ended - load_started)
+
+    # -- faults --------------------------------------------------------------------------
+    def _apply_fault(self, stack: ExitStack, history: History, sut: SystemUnderTest,
+                     planned: PlannedFault) -> None:
+        step = planned.step
+        component = sut.components[step.target]
+        fault: Fault = ACTIONS[step.action].build(component, planned.params)
+        stack.callback(fault.heal)
+        self.progress(f"fault: {fault.name} {planned.params or ''}".rstrip())
+        injected_at = time.time()
+        fault.inject()
+        if step.duration_s:
+            time.sleep(step.duration_s)
+        fault.heal()
+        evidence = fault.evidence()
+        record = {"fault": fault.name, "phase": "inject", "at": injected_at,
+                  "healed_at": time.time(), "params": planned.params,
+                  "verified": evidence.verified, "evidence": evidence.description}
+        history.record("fault", **record)
+        self.result.faults.append(record)
+
+    def _wait_and_report(self, driver: WorkloadDriver, sut: SystemUnderTest,
+                         until: float) -> None:
+        next_report = time.monotonic() + 2.0
+        while time.monotonic() < until and driver.running:
+            time.sleep(min(0.05, max(0.0, until - time.monotonic())))
+            if time.monotonic() >= next_report:
+                next_report += 2.0
+                self._report_load(driver, sut)
+        if time.monotonic() < until:
+            time.sleep(max(0.0, until - time.monotonic()))
+
+    def _report_load(self, driver: WorkloadDriver, sut: SystemUnderTest) -> None:
+        stats = driver.stats
+        total = driver.generator.spec.max_ops
+        try:
+            consumer = sut.consumer_stats()
+            seen = f"applied {consumer['applied']}, lag p50 {consumer['lag_ms']['p50']:.0f}ms"
+        except HarnessError:
+            seen = "consumer not answering"
+        self.progress(f"load {100 * stats.attempted // max(1, total)}% "
+                      f"({stats.attempted}/{total} writes, {stats.failed} failed) | {seen}")
+
+    # -- convergence ---------------------------------------------------------------------
+    def _snapshots_equal(self, sut: SystemUnderTest) -> bool:
+        try:
+            source, replica = sut.source_snapshot(), sut.replica_snapshot()
+        except HarnessError:
+            return False
+        return all(source[k] == replica[k] for k in ("count", "categories", "hash"))
+
+    def _await_convergence(self, sut: SystemUnderTest, load_ended: float) -> float | None:
+        """Seconds from the end of the load until the replica matched, or None."""
+        deadline = load_ended + self.scenario.converge_timeout_s
+        while time.monotonic() < deadline:
+            if self._snapshots_equal(sut):
+                return time.monotonic() - load_ended
+            time.sleep(0.1)
+        return None
+
+    def _collect_and_check(self, sut: SystemUnderTest, history: History,
+                           converged_after_s: float | None, ops_attempted: int,
+                           faults_planned: int, load_s: float) -> None:
+        scenario = self.scenario
+        if converged_after_s is not None:
+            self.progress(f"converged {converged_after_s:.2f}s after the load; "
+                          f"settling {scenario.settle_s:.1f}s")
+            time.sleep(scenario.settle_s)
+        source, replica = sut.source_rows(), sut.replica_rows()
+        published, deliveries = sut.published_events(), sut.deliveries()
+        for name, data in (("source", source), ("replica", replica),
+                           ("published", published), ("deliveries", deliveries)):
+            (self.dir / f"{name}.json").write_text(json.dumps(data))
+        history.record("final_state", source_rows=len(source), replica_rows=len(replica),
+                       published=len(published), deliveries=len(deliveries))
+
+        history.flush()
+        ops = _read_ops(history.path)
+        convergence = checkers.compare_datasets(source, replica)
+        if converged_after_s is None:
+            convergence = checkers.CheckResult(
+                "convergence", False,
+                f"not converged within {scenario.converge_timeout_s:.0f}s: "
+                + convergence.details, convergence.counterexample)
+        elif not convergence.ok:
+            convergence = checkers.CheckResult(
+                "convergence", False,
+                f"matched, then diverged within the {scenario.settle_s:.1f}s settle window: "
+                + convergence.details, convergence.counterexample)
+        checks = [checkers.progress(ops), convergence,
+                  checkers.no_lost_updates(published, deliveries),
+                  checkers.effect_once(published, deliveries)]
+        if faults_planned:
+            checks.append(checkers.fault_was_active(self.result.faults, faults_planned))
+        for check in checks:
+            history.record("check", **check.to_dict())
+        self.result.checks = checks
+        self.result.metrics.update(replication_metrics(deliveries))
+        self.result.metrics.update({
+            "writes_attempted": ops_attempted,
+            "writes_ok": sum(1 for op in ops if op.get("ok")),
+            "load_s": round(load_s, 2),
+            "events_published": len(published),
+            "converged_after_load_s": (round(converged_after_s, 3)
+                                       if converged_after_s is not None else None),
+            "faults_injected": len(self.result.faults),
+        })
+
+
+def _read_ops(path: Path) -> list[dict[str, Any]]:
+    return [r for r in read_history(path) if r["kind"] == "op"]

@@ -1,0 +1,55 @@
+"""The processes runtime: every component is a local process group on loopback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
+from harness.runtime.process import ManagedProcess
+from harness.runtime.rabbitmq_node import RabbitMQNode, process_env
+
+EventSink = Callable[[str, Mapping[str, object]], None]
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ProcessRuntime(Runtime):
+    def __init__(self, work_dir: Path, on_event: EventSink | None = None) -> None:
+        self.work_dir = work_dir
+        self.on_event = on_event
+        self.env = process_env(work_dir)
+        self._nodes: list[RabbitMQNode] = []
+        self._services: list[ManagedProcess] = []
+
+    def rabbitmq(self, name: str = "rabbitmq") -> RabbitMQNode:
+        node = RabbitMQNode(name, self.work_dir, self.env, self.on_event)
+        self._nodes.append(node)
+        return node
+
+    def service(self, spec: ServiceSpec) -> Component:
+        endpoint = Endpoint("127.0.0.1", spec.port)
+        argv = [sys.executable, "-m", spec.module, "--host", endpoint.host,
+                "--port", str(spec.port), *spec.args]
+        proc = ManagedProcess(
+            spec.name, argv, self.env, self.work_dir / spec.name,
+            self.work_dir / f"{spec.name}.log",
+            ready=lambda: http_ok(endpoint.http_url() + spec.health_path),
+            endpoints={"main": endpoint}, ready_timeout_s=30.0, on_event=self.on_event)
+        self._services.append(proc)
+        return proc
+
+    def close(self) -> None:
+        # Services first (they hold broker connections), then brokers.
+        for service in reversed(self._services):
+            service.stop(timeout_s=5)
+        for node in reversed(self._nodes):
+            node.close()

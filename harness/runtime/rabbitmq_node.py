@@ -1,0 +1,138 @@
+"""A private RabbitMQ node run as local processes: its own epmd, ports, data and logs.
+
+Starting `rabbitmq-server` directly (not Debian's wrapper, which switches user) with every
+path and port set per node lets several nodes, and restarts of one node, coexist without
+touching a system-wide broker. Its data survives a stop/kill (durable queues are kept),
+as a real broker's disk would.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pika
+import pika.exceptions
+
+from harness.errors import SetupError
+from harness.runtime.base import Component, Endpoint
+from harness.runtime.ports import free_port
+from harness.runtime.process import ManagedProcess
+
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+EPMD_CANDIDATES = (Path("/usr/bin/epmd"), Path("/usr/lib/erlang/bin/epmd"))
+
+
+def find_rabbitmq() -> tuple[Path, Path]:
+    if not RABBITMQ_SERVER.exists():
+        raise SetupError(
+            f"RabbitMQ is not installed ({RABBITMQ_SERVER} is missing). "
+            "Install it with `sudo apt-get install -y rabbitmq-server`, or run "
+            "`scripts/bootstrap`, which does that when run as root."
+        )
+    epmd = next((p for p in EPMD_CANDIDATES if p.exists()), None)
+    if epmd is None:
+        raise SetupError("epmd (Erlang port mapper) not found; reinstall erlang-base")
+    return RABBITMQ_SERVER, epmd
+
+
+def amqp_ready(port: int) -> bool:
+    # The port accepts TCP before the broker can serve AMQP: only a real handshake counts.
+    try:
+        params = pika.ConnectionParameters("127.0.0.1", port, socket_timeout=1,
+                                           connection_attempts=1, blocked_connection_timeout=1)
+        pika.BlockingConnection(params).close()
+        return True
+    except (pika.exceptions.AMQPError, OSError):
+        return False
+
+
+class RabbitMQNode(Component):
+    def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+        server, epmd = find_rabbitmq()
+        self.name = name
+        self.dir = work_dir / name
+        self.amqp_port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        (self.dir / "home").mkdir(parents=True, exist_ok=True)
+        (self.dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            # Containers reach the broker through a proxy, not loopback, so guest must be
+            # allowed from anywhere; this node listens on loopback only anyway.
+            "loopback_users = none\n"
+            "log.console = true\n"
+            "log.console.level = warning\n"
+            "log.file = false\n"
+        )
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        env = {
+            **base_env,
+            "HOME": str(self.dir / "home"),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_NODENAME": f"rch{self.amqp_port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": "/dev/null",
+        }
+        # Our own epmd, in the foreground, so it is a child we can stop (a daemonised one,
+        # as Erlang starts by default, would outlive the run).
+        self.epmd = ManagedProcess(
+            f"{name}-epmd", [str(epmd), "-port", str(self.epmd_port)], env, self.dir,
+            self.dir / "epmd.log", ready=lambda: True, endpoints={}, on_event=on_event)
+        self.server = ManagedProcess(
+            name, [str(server)], env, self.dir, self.dir / "rabbitmq.log",
+            ready=lambda: amqp_ready(self.amqp_port),
+            endpoints={"main": Endpoint("127.0.0.1", self.amqp_port)},
+            ready_timeout_s=60.0, on_event=on_event)
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    def start(self) -> None:
+        self.epmd.start()
+        self.server.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self.server.stop(timeout_s)
+
+    def kill(self) -> int | None:
+        return self.server.kill()
+
+    def pause(self) -> None:
+        self.server.pause()
+
+    def resume(self) -> None:
+        self.server.resume()
+
+    def is_running(self) -> bool:
+        return self.server.is_running()
+
+    def logs(self, tail_lines: int = 40) -> str:
+        return self.server.logs(tail_lines)
+
+    def endpoint(self, port_name: str = "main") -> Endpoint:
+        return self.server.endpoint(port_name)
+
+    @property
+    def identity(self) -> str:
+        return self.server.identity
+
+    def close(self) -> None:
+        self.server.stop()
+        self.epmd.stop()
+
+
+def process_env(run_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["RCH_RUN_DIR"] = str(run_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

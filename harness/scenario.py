@@ -1,0 +1,87 @@
+"""Scenario definitions: typed, frozen, validated before anything starts.
+
+A scenario is data: a workload, a schedule of faults, and deadlines. The runner turns it
+into processes and threads; checks are chosen from what the scenario does.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from harness.errors import ConfigError
+from harness.faults.catalogue import ACTIONS, TARGETS, ParamRange
+from harness.workload import WorkloadSpec
+
+
+@dataclass(frozen=True)
+class FaultStep:
+    """One fault in a schedule, `at_s` seconds after the load starts.
+
+    `jitter_s` adds a seeded random offset in [0, jitter_s]; `duration_s` is how long the
+    fault stays before heal(); `params` overrides the action's parameter ranges.
+    """
+
+    action: str
+    target: str
+    at_s: float
+    duration_s: float = 0.0
+    jitter_s: float = 0.0
+    params: Mapping[str, ParamRange] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        if self.action not in ACTIONS:
+            raise ConfigError(f"{where}.action", f"unknown fault action {self.action!r}",
+                              f"use one of: {', '.join(sorted(ACTIONS))}")
+        if self.target not in TARGETS:
+            raise ConfigError(f"{where}.target", f"unknown target {self.target!r}",
+                              f"use one of: {', '.join(TARGETS)}")
+        for name, value in (("at_s", self.at_s), ("duration_s", self.duration_s),
+                            ("jitter_s", self.jitter_s)):
+            if value < 0:
+                raise ConfigError(f"{where}.{name}", f"must be >= 0, got {value}",
+                                  "give a non-negative number of seconds")
+        unknown = set(self.params) - set(ACTIONS[self.action].params)
+        if unknown:
+            accepted = ", ".join(ACTIONS[self.action].params) or "none"
+            raise ConfigError(f"{where}.params", f"unknown parameters {sorted(unknown)}",
+                              f"{self.action} accepts: {accepted}")
+
+    def resolve(self, rng: random.Random) -> tuple[float, dict[str, float]]:
+        """Concrete start time and parameters for this run, drawn from the seed."""
+        at = self.at_s + (rng.uniform(0, self.jitter_s) if self.jitter_s else 0.0)
+        ranges = {**ACTIONS[self.action].params, **self.params}
+        return at, {name: r.draw(rng) for name, r in sorted(ranges.items())}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    faults: tuple[FaultStep, ...] = ()
+    converge_timeout_s: float = 30.0
+    settle_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ConfigError("name", f"{self.name!r} is not a valid scenario name",
+                              "use lowercase letters, digits and underscores")
+        for index, step in enumerate(self.faults):
+            if not isinstance(step, FaultStep):
+                raise ConfigError(f"{self.name}.faults[{index}]",
+                                  f"expected FaultStep, got {type(step).__name__}",
+                                  "build each entry with FaultStep(action=..., target=...)")
+            step.validate(f"{self.name}.faults[{index}]")
+        if self.converge_timeout_s <= 0:
+            raise ConfigError(f"{self.name}.converge_timeout_s", "must be > 0",
+                              "give the seconds allowed to converge after the load")
+        if self.settle_s < 0:
+            raise ConfigError(f"{self.name}.settle_s", "must be >= 0",
+                              "give how long the replica must stay equal")
+
+    def rng(self, seed: int) -> random.Random:
+        # One stream per scenario, derived from the run seed: adding a scenario to a run
+        # does not change what another one does.
+        return random.Random(f"{seed}:{self.name}")

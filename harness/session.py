@@ -1,0 +1,84 @@
+"""The Python API: run scenarios and write their reports.
+
+    from harness.session import run_scenarios
+    result = run_scenarios(["steady_state"], RunSettings(seed=7))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.reporting import write_junit, write_run_json, write_summary
+from harness.results import RunResult
+from harness.runner import ScenarioRun
+from harness.scenario import Scenario
+from harness.settings import RunSettings
+
+
+def load_catalogue() -> dict[str, Scenario]:
+    from scenarios import all_scenarios
+
+    return all_scenarios()
+
+
+def select_scenarios(names: Sequence[str]) -> list[Scenario]:
+    catalogue = load_catalogue()
+    if not names:
+        return list(catalogue.values())
+    unknown = [n for n in names if n not in catalogue]
+    if unknown:
+        raise ConfigError("scenario", f"unknown scenario(s) {', '.join(unknown)}",
+                          f"run `harness list`; known: {', '.join(catalogue)}")
+    return [catalogue[n] for n in names]
+
+
+def new_run_id(seed: int) -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-s{seed}"
+
+
+def write_reports(result: RunResult, report_dir: Path) -> Path:
+    path = write_run_json(result, report_dir)
+    data = result.to_dict()
+    write_junit(data, report_dir)
+    write_summary(data, report_dir)
+    return path
+
+
+def _bind(emit: Callable[[str, str], None], name: str) -> Callable[[str], None]:
+    return lambda message: emit(name, message)
+
+
+def run_scenarios(
+    scenarios: Sequence[Scenario],
+    settings: RunSettings,
+    report_dir: Path | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> tuple[RunResult, Path]:
+    """Run scenarios one after another; returns the result and the report directory.
+
+    Reports are rewritten after every scenario, so an interrupted run still leaves a
+    run.json with what finished (and `interrupted: true`).
+    """
+    run_id = new_run_id(settings.seed)
+    report_dir = report_dir or settings.report_root / run_id
+    report_dir.mkdir(parents=True, exist_ok=True)
+    result = RunResult(run_id, settings.seed, settings.broker, settings.runtime,
+                       settings.variant, started_at=time.time())
+    emit = progress or (lambda _name, _msg: None)
+    try:
+        for scenario in scenarios:
+            run = ScenarioRun(scenario, settings, report_dir, _bind(emit, scenario.name))
+            scenario_result = run.execute()
+            result.scenarios.append(scenario_result)
+            emit(scenario.name, f"@verdict {scenario_result.verdict}")
+            write_reports(result, report_dir)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        raise
+    finally:
+        result.finished_at = time.time()
+        write_reports(result, report_dir)
+    return result, report_dir

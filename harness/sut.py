@@ -1,0 +1,127 @@
+"""The system under test for one scenario: a broker, the publisher and the consumer,
+started through whichever runtime the run uses, plus HTTP clients to read their state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.brokers.base import BrokerAdapter
+from harness.brokers.rabbitmq import RabbitMQAdapter
+from harness.errors import SetupError
+from harness.runtime.base import Component, Runtime, ServiceSpec
+from harness.runtime.ports import free_port
+from harness.runtime.rabbitmq_node import RabbitMQNode
+from harness.settings import RunSettings
+from harness.waiting import wait_until
+
+CONSUMER_NAME = "orders"
+
+
+class SystemUnderTest:
+    def __init__(self, runtime: Runtime, settings: RunSettings, work_dir: Path) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.work_dir = work_dir
+        self.components: dict[str, Component] = {}
+        self.adapter: BrokerAdapter | None = None
+        self._clients: list[httpx.Client] = []
+
+    # -- start / stop -----------------------------------------------------------------
+    def start(self) -> None:
+        broker = self.runtime.rabbitmq("broker")
+        self.components["broker"] = broker
+        broker.start()
+        assert isinstance(broker, RabbitMQNode)
+        self.adapter = RabbitMQAdapter(broker.amqp_url)
+
+        publisher_port, consumer_port = free_port(), free_port()
+        publisher = self.runtime.service(ServiceSpec(
+            "publisher", "reference_services.publisher",
+            ("--db-url", f"sqlite:///{self.work_dir / 'publisher.db'}",
+             "--broker-url", broker.amqp_url,
+             "--variant", self.settings.variant_for("publisher")),
+            publisher_port))
+        self.components["publisher"] = publisher
+        publisher.start()
+
+        consumer = self.runtime.service(ServiceSpec(
+            "consumer", "reference_services.consumer",
+            ("--name", CONSUMER_NAME,
+             "--db-url", f"sqlite:///{self.work_dir / 'consumer.db'}",
+             "--broker-url", broker.amqp_url,
+             "--publisher-url", publisher.endpoint().http_url(),
+             "--variant", self.settings.variant_for("consumer")),
+            consumer_port))
+        self.components["consumer"] = consumer
+        consumer.start()
+        # Events published before the consumer's queue exists would be unroutable and
+        # silently dropped by the broker: wait until it is subscribed.
+        adapter = self.adapter
+        wait_until(lambda: adapter.consumer_queue(CONSUMER_NAME).consumers >= 1, 20.0,
+                   "the consumer to subscribe to its queue", log_tail=consumer.logs)
+        self.publisher_api = self._client(publisher.endpoint().http_url())
+        self.consumer_api = self._client(consumer.endpoint().http_url())
+
+    def _client(self, url: str) -> httpx.Client:
+        client = httpx.Client(base_url=url, timeout=10.0)
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        if self.adapter is not None:
+            self.adapter.close()
+
+    # -- observation ------------------------------------------------------------------
+    def _get_json(self, client: httpx.Client, path: str, **params: Any) -> Any:
+        try:
+            response = client.get(path, params=params)
+            response.raise_for_status()
+            return response.json()
+        except httpx.HTTPError as exc:
+            raise SetupError(f"cannot read {client.base_url}{path}: {exc}") from exc
+
+    def source_snapshot(self) -> dict[str, Any]:
+        return dict(self._get_json(self.publisher_api, "/snapshot"))
+
+    def replica_snapshot(self) -> dict[str, Any]:
+        return dict(self._get_json(self.consumer_api, "/replica/snapshot"))
+
+    def consumer_stats(self) -> dict[str, Any]:
+        return dict(self._get_json(self.consumer_api, "/stats"))
+
+    def _ndjson(self, client: httpx.Client, path: str) -> list[dict[str, Any]]:
+        try:
+            response = client.get(path)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise SetupError(f"cannot read {client.base_url}{path}: {exc}") from exc
+        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+    def source_rows(self) -> list[dict[str, Any]]:
+        lines = self._ndjson(self.publisher_api, "/export")
+        return lines[1:]  # the first line is the high-water mark header
+
+    def replica_rows(self) -> list[dict[str, Any]]:
+        return self._ndjson(self.consumer_api, "/replica/export")
+
+    def _paged(self, client: httpx.Client, path: str, key: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = self._get_json(client, path, after=after, limit=10000)
+            if not page:
+                return items
+            items.extend(page)
+            after = page[-1][key]
+
+    def published_events(self) -> list[dict[str, Any]]:
+        return self._paged(self.publisher_api, "/events", "sequence")
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        return self._paged(self.consumer_api, "/deliveries", "id")

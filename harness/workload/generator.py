@@ -1,0 +1,105 @@
+"""Seeded workload: a deterministic sequence of product writes.
+
+The generator decides each operation from its own Random and the ids it has seen created,
+so the same seed against the same system gives the same operations.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import ConfigError
+
+CATEGORIES = ("books", "games", "garden", "kitchen", "music", "tools", "toys")
+WORDS = ("red", "blue", "small", "large", "classic", "smart", "eco", "pro", "mini", "max")
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    rate_per_s: float = 200.0
+    duration_s: float = 8.0
+    initial_products: int = 50
+    # Relative weights of each kind of operation after the initial products exist.
+    mix: tuple[tuple[str, float], ...] = (
+        ("create", 0.15), ("update", 0.30), ("stock", 0.45), ("delete", 0.10))
+
+    def __post_init__(self) -> None:
+        if self.rate_per_s <= 0:
+            raise ConfigError("workload.rate_per_s", f"must be > 0, got {self.rate_per_s}",
+                              "give a positive rate such as 200")
+        if self.duration_s <= 0:
+            raise ConfigError("workload.duration_s", f"must be > 0, got {self.duration_s}",
+                              "give a positive duration in seconds such as 8")
+        kinds = {k for k, _ in self.mix}
+        unknown = kinds - {"create", "update", "stock", "delete"}
+        if unknown:
+            raise ConfigError("workload.mix", f"unknown operation kinds {sorted(unknown)}",
+                              "use create, update, stock and delete")
+        if self.initial_products < 1 and "create" not in kinds:
+            raise ConfigError("workload.initial_products", "no product would ever exist",
+                              "set initial_products >= 1 or include create in mix")
+
+    @property
+    def max_ops(self) -> int:
+        return self.initial_products + int(self.rate_per_s * self.duration_s)
+
+
+@dataclass(frozen=True)
+class Operation:
+    index: int
+    kind: str  # create | update | stock | delete
+    product_id: int | None
+    body: dict[str, Any]
+
+
+@dataclass
+class WorkloadGenerator:
+    spec: WorkloadSpec
+    rng: random.Random
+    live_ids: list[int] = field(default_factory=list)
+    issued: int = 0
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "name": " ".join((self.rng.choice(WORDS), self.rng.choice(WORDS),
+                              str(self.rng.randrange(10**6)))),
+            "category": self.rng.choice(CATEGORIES),
+            "price": self.rng.randrange(100, 100_000),
+            "stock": self.rng.randrange(0, 500),
+            "restricted_note": f"supplier-cost-{self.rng.randrange(10**4)}",
+        }
+
+    def next_operation(self) -> Operation:
+        index = self.issued
+        self.issued += 1
+        if index < self.spec.initial_products or not self.live_ids:
+            return Operation(index, "create", None, self._fields())
+        kinds = [k for k, _ in self.spec.mix]
+        weights = [w for _, w in self.spec.mix]
+        kind = self.rng.choices(kinds, weights)[0]
+        if kind == "create":
+            return Operation(index, "create", None, self._fields())
+        product_id = self.rng.choice(self.live_ids)
+        if kind == "update":
+            candidate = self._fields()
+            keys = self.rng.sample(["name", "category", "price", "restricted_note"],
+                                   self.rng.randint(1, 3))
+            return Operation(index, "update", product_id, {k: candidate[k] for k in keys})
+        if kind == "stock":
+            delta = self.rng.choice([-5, -3, -2, -1, 1, 2, 3, 5, 10])
+            return Operation(index, "stock", product_id, {"delta": delta})
+        # Keep a floor of live products so updates always have targets.
+        if len(self.live_ids) <= 5:
+            return Operation(index, "stock", product_id, {"delta": 1})
+        return Operation(index, "delete", product_id, {})
+
+    def observe(self, op: Operation, status: int, body: dict[str, Any]) -> None:
+        """Learn from the publisher's answer (ids of created products, deletes)."""
+        if op.kind == "create" and status == 201:
+            self.live_ids.append(int(body["id"]))
+        elif op.product_id in self.live_ids and (
+                status in (404, 410) or (op.kind == "delete" and status == 200)):
+            # Deleted, or gone already (a delete retried after a fault): stop targeting it.
+            self.live_ids.remove(op.product_id)

@@ -1,0 +1,46 @@
+"""Small helpers for the services' Flask apps and their HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+
+def json_error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify({"error": message, **extra}), status
+
+
+def json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+def serve_until_signalled(app: Flask, host: str, port: int, on_stop: Callable[[], None],
+                          service: str) -> None:
+    """Serve `app` on a threaded server until SIGTERM/SIGINT, then run `on_stop` and return.
+
+    A "<service> listening on <url>" line is printed once the socket listens.
+    """
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server(host, port, app, threaded=True)
+    stopping = threading.Event()
+
+    def _handle(_signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+    print(f"{service} listening on http://{host}:{server.server_port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        on_stop()
+        server.server_close()

@@ -1,0 +1,77 @@
+"""Order service HTTP API."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from reference_services.common.db import Engines
+from reference_services.common.http import json_body, json_error
+from reference_services.consumer import queries
+from reference_services.consumer.models import orders
+from reference_services.consumer.rabbitmq_worker import RabbitWorker
+
+
+def create_app(engines: Engines, worker: RabbitWorker, name: str, variant: str) -> Flask:
+    app = Flask("consumer")
+
+    @app.get("/health")
+    def health() -> Any:
+        stats = worker.stats
+        return jsonify({"ok": True, "service": "consumer", "name": name, "variant": variant,
+                        "worker": {"connected": stats.connected, "batches": stats.batches,
+                                   "messages": stats.messages, "retries": stats.retries,
+                                   "last_error": stats.last_error}})
+
+    @app.get("/stats")
+    def stats() -> Any:
+        return jsonify(queries.counters(engines.reader))
+
+    @app.get("/replica/snapshot")
+    def snapshot() -> Any:
+        return jsonify(queries.replica_snapshot(engines.reader))
+
+    @app.get("/replica/export")
+    def export() -> Response:
+        rows = queries.replica_export(engines.reader)
+
+        def lines() -> Iterator[str]:
+            for row in rows:
+                yield json.dumps(row, separators=(",", ":")) + "\n"
+
+        return Response(lines(), mimetype="application/x-ndjson")
+
+    @app.get("/deliveries")
+    def deliveries() -> Any:
+        after = request.args.get("after", default=0, type=int)
+        limit = min(request.args.get("limit", default=1000, type=int), 10000)
+        return jsonify(queries.deliveries_after(engines.reader, after, limit))
+
+    @app.get("/dead-letters")
+    def dead_letters() -> Any:
+        return jsonify(queries.dead_letter_list(engines.reader,
+                                                request.args.get("limit", 100, type=int)))
+
+    @app.post("/orders")
+    def create_order() -> Any:
+        body = json_body()
+        product_id, quantity = body.get("product_id"), body.get("quantity", 1)
+        if not isinstance(product_id, int) or not isinstance(quantity, int) or quantity < 1:
+            return json_error(400, "give product_id (int) and quantity (int >= 1)")
+        with engines.writer.begin() as conn:
+            result = conn.execute(orders.insert().values(product_id=product_id,
+                                                         quantity=quantity,
+                                                         created_at=time.time()))
+        pk = result.inserted_primary_key
+        return jsonify({"id": pk[0] if pk else None, "product_id": product_id,
+                        "quantity": quantity}), 201
+
+    @app.get("/orders")
+    def order_history() -> Any:
+        return jsonify(queries.order_history(engines.reader))
+
+    return app

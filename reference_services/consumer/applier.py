@@ -1,0 +1,202 @@
+"""Applying a batch of delivered messages to the replica in one local transaction.
+
+For each message, in delivery order: decode it (or dead-letter it with the reason), drop it
+if its event_id was processed before, apply it only if its version is newer than the
+replica's, and record what happened. A stock delta applies only on top of the version just
+before it; if that version never arrived, the product is fetched from the publisher
+(partial resync) instead of guessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from reference_services.common import envelope as env
+from reference_services.consumer.models import dead_letters, deliveries, inbox, replica_products
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    body: bytes
+    redelivered: bool
+    received_at: float
+
+
+@dataclass(frozen=True)
+class RemoteProduct:
+    """What the publisher's GET /products/{id} says: a live row, or a tombstone."""
+
+    version: int
+    deleted: bool
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class ResyncUnavailable(RuntimeError):
+    """The publisher could not be asked; the batch is retried later."""
+
+
+FetchProduct = Callable[[int], RemoteProduct | None]
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[str]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcomes if o == outcome)
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str,
+            updates: Sequence[str]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    stmt = stmt.on_conflict_do_update(index_elements=[key],
+                                      set_={c: stmt.excluded[c] for c in updates})
+    conn.execute(stmt, rows)
+
+
+class Applier:
+    def __init__(self, writer: Engine, fetch_product: FetchProduct, variant: str = "none"):
+        self.writer = writer
+        self.fetch_product = fetch_product
+        self.variant = variant
+
+    def apply_batch(self, messages: Sequence[IncomingMessage]) -> BatchResult:
+        decoded: list[env.Envelope | env.EnvelopeError] = []
+        for message in messages:
+            try:
+                decoded.append(env.decode(message.body))
+            except env.EnvelopeError as exc:
+                decoded.append(exc)
+        envelopes = [d for d in decoded if isinstance(d, env.Envelope)]
+        with self.writer.begin() as conn:
+            seen = self._already_processed(conn, [e.event_id for e in envelopes])
+            rows = self._load_rows(conn, {e.product_id for e in envelopes})
+            dirty: set[int] = set()
+            inbox_rows: list[dict[str, Any]] = []
+            delivery_rows: list[dict[str, Any]] = []
+            outcomes: list[str] = []
+            now = time.time()
+            for message, item in zip(messages, decoded, strict=True):
+                if isinstance(item, env.EnvelopeError):
+                    self._dead_letter(conn, message.body, item.reason, now)
+                    outcomes.append("dead_lettered")
+                    delivery_rows.append(_delivery(None, "dead_lettered", message, now))
+                    continue
+                if item.event_id in seen:
+                    outcome = "deduplicated"
+                else:
+                    outcome = self._apply(item, rows, dirty)
+                    seen.add(item.event_id)
+                    inbox_rows.append({"event_id": item.event_id, "type": item.type,
+                                       "aggregate_id": item.aggregate_id,
+                                       "version": item.version, "sequence": item.sequence,
+                                       "raw": message.body.decode()})
+                outcomes.append(outcome)
+                delivery_rows.append(_delivery(item, outcome, message, now))
+            _upsert(conn, replica_products, [{"id": i, **rows[i]} for i in sorted(dirty)],
+                    "id", [c.name for c in replica_products.columns if c.name != "id"])
+            if inbox_rows:
+                conn.execute(inbox.insert(), inbox_rows)
+            if delivery_rows:
+                conn.execute(deliveries.insert(), delivery_rows)
+        return BatchResult(outcomes)
+
+    # -- steps -----------------------------------------------------------------------
+    @staticmethod
+    def _already_processed(conn: Connection, event_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            found.update(conn.execute(select(inbox.c.event_id)
+                                      .where(inbox.c.event_id.in_(chunk))).scalars())
+        return found
+
+    @staticmethod
+    def _load_rows(conn: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
+        rows: dict[int, dict[str, Any]] = {}
+        id_list = sorted(ids)
+        for start in range(0, len(id_list), 500):
+            chunk = id_list[start:start + 500]
+            for row in conn.execute(select(replica_products)
+                                    .where(replica_products.c.id.in_(chunk))):
+                rows[row.id] = {c: getattr(row, c) for c in row._fields if c != "id"}
+        return rows
+
+    def _apply(self, event: env.Envelope, rows: dict[int, dict[str, Any]],
+               dirty: set[int]) -> str:
+        pid = event.product_id
+        current = rows.get(pid)
+        if current is not None and event.version <= current["version"]:
+            return "stale"
+        if event.type == env.PRODUCT_UPSERTED:
+            rows[pid] = {**{k: event.payload[k] for k in env.PRODUCT_FIELDS},
+                         "version": event.version, "deleted": False}
+        elif event.type == env.PRODUCT_DELETED:
+            base = current or {k: ("" if t is str else 0) for k, t in env.PRODUCT_FIELDS.items()}
+            rows[pid] = {**base, "version": event.version, "deleted": True}
+        elif current is not None and not current["deleted"] \
+                and event.version == current["version"] + 1:
+            rows[pid] = {**current, "stock": current["stock"] + event.payload["delta"],
+                         "version": event.version}
+        else:
+            return self._resync_one(pid, event.version, rows, dirty)
+        dirty.add(pid)
+        return "applied"
+
+    def _resync_one(self, pid: int, wanted_version: int, rows: dict[int, dict[str, Any]],
+                    dirty: set[int]) -> str:
+        remote = self.fetch_product(pid)
+        if remote is None or remote.version < wanted_version:
+            # The publisher must know at least this version; anything else is a transient
+            # inconsistency (e.g. it answered from a stale replica), so retry the batch.
+            raise ResyncUnavailable(f"publisher has no version >= {wanted_version} of {pid}")
+        current = rows.get(pid)
+        if current is None or remote.version > current["version"]:
+            if remote.deleted:
+                base = current or {k: ("" if t is str else 0)
+                                   for k, t in env.PRODUCT_FIELDS.items()}
+                rows[pid] = {**base, "version": remote.version, "deleted": True}
+            else:
+                rows[pid] = {**{k: remote.fields[k] for k in env.PRODUCT_FIELDS},
+                             "version": remote.version, "deleted": False}
+            dirty.add(pid)
+        return "resynced"
+
+    @staticmethod
+    def _dead_letter(conn: Connection, raw: bytes, reason: str, now: float) -> None:
+        digest = hashlib.sha256(raw).hexdigest()
+        existing = conn.execute(select(dead_letters.c.id, dead_letters.c.attempts)
+                                .where(dead_letters.c.digest == digest)).first()
+        if existing is None:
+            conn.execute(dead_letters.insert().values(digest=digest, reason=reason, raw=raw,
+                                                      first_seen=now, last_seen=now,
+                                                      attempts=1))
+        else:
+            conn.execute(dead_letters.update().where(dead_letters.c.id == existing.id)
+                         .values(last_seen=now, attempts=existing.attempts + 1))
+
+
+def _delivery(event: env.Envelope | None, outcome: str, message: IncomingMessage,
+              now: float) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id if event else None,
+        "type": event.type if event else None,
+        "aggregate_id": event.aggregate_id if event else None,
+        "version": event.version if event else None,
+        "sequence": event.sequence if event else None,
+        "outcome": outcome,
+        "redelivered": message.redelivered,
+        "occurred_at": event.occurred_at if event else None,
+        "received_at": message.received_at,
+        "committed_at": now,
+    }

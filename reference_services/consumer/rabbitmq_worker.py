@@ -1,0 +1,119 @@
+"""Consumes the consumer's RabbitMQ queue in batches.
+
+Messages are collected until the queue goes quiet for a moment or a batch is full, applied
+in one transaction, and only then acknowledged with one multiple-ack. A crash before the
+ack makes the broker redeliver the whole batch, which the inbox turns into no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from reference_services.common import rabbitmq
+from reference_services.consumer.applier import Applier, IncomingMessage, ResyncUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    connected: bool = False
+    batches: int = 0
+    messages: int = 0
+    redelivered: int = 0
+    retries: int = 0
+    last_error: str = ""
+
+
+class RabbitWorker:
+    def __init__(self, applier: Applier, broker_url: str, consumer_name: str,
+                 variant: str = "none", prefetch: int = 500, batch_max: int = 500,
+                 quiet_s: float = 0.002, max_batch_age_s: float = 0.05) -> None:
+        self.applier = applier
+        self.params = rabbitmq.connection_parameters(broker_url)
+        self.consumer_name = consumer_name
+        self.variant = variant
+        self.prefetch = prefetch
+        self.batch_max = batch_max
+        self.quiet_s = quiet_s
+        self.max_batch_age_s = max_batch_age_s
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        backoff_s = 0.1
+        while not self._stop.is_set():
+            try:
+                self._consume()
+                backoff_s = 0.1
+            except (pika.exceptions.AMQPError, OSError, ResyncUnavailable) as exc:
+                self.stats.connected = False
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("consumer: %s; reconnecting in %.1fs", self.stats.last_error,
+                            backoff_s)
+                self._stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(self.params)
+        try:
+            channel = connection.channel()
+            queue = rabbitmq.declare_consumer_queues(channel, self.consumer_name)
+            channel.basic_qos(prefetch_count=self.prefetch)
+            pending: list[tuple[int, IncomingMessage]] = []
+
+            def on_message(ch: Any, method: Any, _props: Any, body: bytes) -> None:
+                if self.variant == "ack_before_commit":
+                    # BUG (variant): the broker forgets the message before it is stored.
+                    ch.basic_ack(method.delivery_tag)
+                pending.append((method.delivery_tag,
+                                IncomingMessage(body, bool(method.redelivered), time.time())))
+
+            channel.basic_consume(queue, on_message, auto_ack=False)
+            self.stats.connected = True
+            log.info("consuming %s", queue)
+            first_at = 0.0
+            while not self._stop.is_set():
+                before = len(pending)
+                connection.process_data_events(time_limit=self.quiet_s if pending else 0.1)
+                if pending and before == 0:
+                    first_at = time.monotonic()
+                quiet = len(pending) == before
+                if pending and (quiet or len(pending) >= self.batch_max
+                                or time.monotonic() - first_at >= self.max_batch_age_s):
+                    self._flush(channel, pending)
+                    pending.clear()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _flush(self, channel: Any, pending: list[tuple[int, IncomingMessage]]) -> None:
+        messages = [m for _, m in pending]
+        last_tag = pending[-1][0]
+        try:
+            self.applier.apply_batch(messages)
+        except ResyncUnavailable:
+            self.stats.retries += 1
+            if self.variant != "ack_before_commit":
+                channel.basic_nack(last_tag, multiple=True, requeue=True)
+            raise
+        if self.variant != "ack_before_commit":
+            channel.basic_ack(last_tag, multiple=True)
+        self.stats.batches += 1
+        self.stats.messages += len(messages)
+        self.stats.redelivered += sum(1 for m in messages if m.redelivered)

@@ -1,0 +1,45 @@
+"""Run the Product service: `python -m reference_services.publisher --help`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from reference_services.common.db import make_engines
+from reference_services.common.http import serve_until_signalled
+from reference_services.publisher.app import create_app
+from reference_services.publisher.relay import Relay
+from reference_services.publisher.store import ProductStore
+
+VARIANTS = ("none",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="publisher", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--db-url", default=os.environ.get("PUBLISHER_DB_URL",
+                                                           "sqlite:///publisher.db"))
+    parser.add_argument("--broker-url", default=os.environ.get(
+        "PUBLISHER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
+    parser.add_argument("--relay-batch-size", type=int, default=500)
+    parser.add_argument("--variant", default=os.environ.get("PUBLISHER_VARIANT", "none"),
+                        choices=VARIANTS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s publisher %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)
+
+    store = ProductStore(make_engines(args.db_url))
+    relay = Relay(store, args.broker_url, batch_size=args.relay_batch_size)
+    relay.start()
+    app = create_app(store, relay, args.variant)
+    serve_until_signalled(app, args.host, args.port, relay.stop,
+                          "publisher")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Product service HTTP API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from reference_services.common.http import json_body, json_error
+from reference_services.publisher.relay import Relay
+from reference_services.publisher.store import (
+    Gone,
+    InvalidInput,
+    NotFound,
+    ProductStore,
+    WriteResult,
+)
+
+
+def create_app(store: ProductStore, relay: Relay, variant: str) -> Flask:
+    app = Flask("publisher")
+
+    def write(action: Callable[[], WriteResult], status: int = 200) -> Any:
+        try:
+            result = action()
+        except InvalidInput as exc:
+            return json_error(400, str(exc))
+        except NotFound as exc:
+            return json_error(404, str(exc))
+        except Gone as exc:
+            return json_error(410, "product deleted", version=exc.version)
+        relay.wake()
+        return jsonify({**result.product, "event_id": result.event_id,
+                        "sequence": result.sequence}), status
+
+    @app.post("/products")
+    def create_product() -> Any:
+        return write(lambda: store.create(json_body()), 201)
+
+    @app.put("/products/<int:product_id>")
+    def update_product(product_id: int) -> Any:
+        return write(lambda: store.update(product_id, json_body()))
+
+    @app.delete("/products/<int:product_id>")
+    def delete_product(product_id: int) -> Any:
+        return write(lambda: store.delete(product_id))
+
+    @app.post("/products/<int:product_id>/stock")
+    def adjust_stock(product_id: int) -> Any:
+        return write(lambda: store.adjust_stock(product_id, json_body().get("delta")))
+
+    @app.get("/products/<int:product_id>")
+    def get_product(product_id: int) -> Any:
+        try:
+            return jsonify(store.get(product_id))
+        except NotFound as exc:
+            return json_error(404, str(exc))
+        except Gone as exc:
+            # A resync needs the delete's version to refuse older events afterwards.
+            return json_error(410, "product deleted", id=product_id, deleted=True,
+                              version=exc.version)
+
+    @app.get("/snapshot")
+    def snapshot() -> Any:
+        return jsonify(store.snapshot())
+
+    @app.get("/export")
+    def export() -> Response:
+        hwm, rows = store.export()
+
+        def lines() -> Iterator[str]:
+            yield json.dumps({"high_water_mark": hwm, "count": len(rows)}) + "\n"
+            for row in rows:
+                yield json.dumps(row, separators=(",", ":")) + "\n"
+
+        return Response(lines(), mimetype="application/x-ndjson",
+                        headers={"X-High-Water-Mark": str(hwm)})
+
+    @app.get("/events")
+    def events() -> Any:
+        after = request.args.get("after", default=0, type=int)
+        limit = min(request.args.get("limit", default=1000, type=int), 10000)
+        return jsonify(store.events_after(after, limit))
+
+    @app.get("/health")
+    def health() -> Any:
+        stats = relay.stats
+        return jsonify({
+            "ok": True,
+            "service": "publisher",
+            "variant": variant,
+            "relay": {"connected": stats.connected, "published": stats.published,
+                      "batches": stats.batches, "publish_failures": stats.publish_failures,
+                      "last_error": stats.last_error,
+                      "last_published_seq": stats.last_published_seq},
+            "outbox": store.outbox_counts(),
+        })
+
+    return app

@@ -1,0 +1,47 @@
+"""Product service tables: the entity, and the transactional outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("stock", Integer, nullable=False),
+    Column("restricted_note", String(500), nullable=False, default=""),
+    Column("version", Integer, nullable=False),
+    # Deleted products stay as tombstones so a resync can learn the delete's version.
+    Column("deleted", Boolean, nullable=False, default=False),
+    sqlite_autoincrement=True,
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # The publisher-wide sequence: SQLite serialises writers, so seq order is commit order.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("aggregate_id", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("occurred_at", Float, nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("sent_at", Float, nullable=True, index=True),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,120 @@
+"""The outbox relay: publishes unsent outbox rows in batches and marks them sent only after
+the broker confirmed them. A crash anywhere leaves unconfirmed rows unsent, so they are
+published again after restart (at-least-once; consumers dedupe by event_id)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, select, update
+
+from reference_services.common import rabbitmq
+from reference_services.publisher.confirming_publisher import (
+    ConfirmingPublisher,
+    OutgoingMessage,
+    PublishError,
+)
+from reference_services.publisher.models import outbox
+from reference_services.publisher.store import ProductStore, envelope_from_row
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    batches: int = 0
+    publish_failures: int = 0
+    connected: bool = False
+    last_error: str = ""
+    last_published_seq: int = 0
+    started_at: float = field(default_factory=time.time)
+
+
+class Relay:
+    def __init__(self, store: ProductStore, broker_url: str, batch_size: int = 500,
+                 poll_interval_s: float = 0.2) -> None:
+        self.store = store
+        self.broker_url = broker_url
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.stats = RelayStats()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
+        self._publisher: ConfirmingPublisher | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        """Called after a write commits, so the relay does not wait for its next poll."""
+        self._wake.set()
+
+    def _ensure_publisher(self) -> ConfirmingPublisher:
+        if self._publisher is None or not self._publisher.connected:
+            if self._publisher is not None:
+                self._publisher.close()
+            self._publisher = None
+            publisher = ConfirmingPublisher(self.broker_url)
+            publisher.connect()
+            self._publisher = publisher
+            log.info("relay connected to broker")
+        return self._publisher
+
+    def _run(self) -> None:
+        backoff_s = 0.1
+        while not self._stop.is_set():
+            try:
+                sent = self.relay_once()
+                backoff_s = 0.1
+            except PublishError as exc:
+                self.stats.publish_failures += 1
+                self.stats.connected = False
+                self.stats.last_error = str(exc)
+                log.warning("relay: %s; retrying in %.1fs", exc, backoff_s)
+                if self._publisher is not None:
+                    self._publisher.close()
+                    self._publisher = None
+                self._stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+                continue
+            if sent == 0:
+                self._wake.wait(self.poll_interval_s)
+                self._wake.clear()
+        if self._publisher is not None:
+            self._publisher.close()
+
+    def relay_once(self) -> int:
+        publisher = self._ensure_publisher()
+        self.stats.connected = True
+        with self.store.engines.reader.connect() as conn:
+            rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None))
+                                .order_by(outbox.c.seq).limit(self.batch_size)).all()
+        if not rows:
+            return 0
+        messages = []
+        for row in rows:
+            envelope = envelope_from_row(row)
+            messages.append(OutgoingMessage(rabbitmq.routing_key(envelope.aggregate_id),
+                                            envelope.encode(), envelope.event_id))
+        publisher.publish_batch(messages)
+        self._mark_sent([row.seq for row in rows])
+        self.stats.published += len(rows)
+        self.stats.batches += 1
+        self.stats.last_published_seq = rows[-1].seq
+        return len(rows)
+
+    def _mark_sent(self, seqs: list[int]) -> None:
+        now = time.time()
+        with self.store.engines.writer.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.seq == bindparam("s"))
+                         .values(sent_at=now), [{"s": s} for s in seqs])

@@ -1,0 +1,204 @@
+"""Product writes: each one changes the entity and appends its event to the outbox in the
+same database transaction, so an event exists if and only if its change committed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from reference_services.common import envelope as env
+from reference_services.common.dataset import summarize
+from reference_services.common.db import Engines
+from reference_services.publisher.models import metadata, outbox, products
+
+EDITABLE_FIELDS = ("name", "category", "price", "restricted_note")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Gone(LookupError):
+    def __init__(self, version: int) -> None:
+        self.version = version
+        super().__init__(f"deleted at version {version}")
+
+
+class InvalidInput(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    product: dict[str, Any]
+    event_id: str
+    sequence: int
+
+
+def product_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "category": row.category,
+        "price": row.price,
+        "stock": row.stock,
+        "restricted_note": row.restricted_note,
+        "version": row.version,
+    }
+
+
+def _validate(fields: dict[str, Any], required: bool) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    kinds = {**{k: env.PRODUCT_FIELDS[k] for k in EDITABLE_FIELDS}, "stock": int}
+    for name, kind in kinds.items():
+        if name not in fields:
+            if required and name != "restricted_note":
+                raise InvalidInput(f"missing field: {name}")
+            continue
+        value = fields[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise InvalidInput(f"field {name} must be {kind.__name__}")
+        clean[name] = value
+    return clean
+
+
+class ProductStore:
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        metadata.create_all(engines.writer)
+
+    def _append_event(self, conn: Connection, kind: str, product: dict[str, Any],
+                      payload: dict[str, Any]) -> tuple[str, int]:
+        event_id = env.new_event_id()
+        result = conn.execute(insert(outbox).values(
+            event_id=event_id,
+            type=kind,
+            aggregate_id=str(product["id"]),
+            version=product["version"],
+            occurred_at=time.time(),
+            schema_version=env.SCHEMA_VERSION,
+            payload=json.dumps(payload, separators=(",", ":")),
+        ))
+        seq = result.inserted_primary_key
+        assert seq is not None
+        return event_id, int(seq[0])
+
+    def _load_live(self, conn: Connection, product_id: int) -> Any:
+        row = conn.execute(select(products).where(products.c.id == product_id)).first()
+        if row is None:
+            raise NotFound(f"product {product_id} not found")
+        if row.deleted:
+            raise Gone(row.version)
+        return row
+
+    def create(self, fields: dict[str, Any]) -> WriteResult:
+        clean = _validate(fields, required=True)
+        clean.setdefault("restricted_note", "")
+        with self.engines.writer.begin() as conn:
+            result = conn.execute(insert(products).values(**clean, version=1, deleted=False))
+            pk = result.inserted_primary_key
+            assert pk is not None
+            product = {"id": int(pk[0]), **clean, "version": 1}
+            payload = {k: product[k] for k in env.PRODUCT_FIELDS}
+            event_id, seq = self._append_event(conn, env.PRODUCT_UPSERTED, product, payload)
+        return WriteResult(product, event_id, seq)
+
+    def update(self, product_id: int, fields: dict[str, Any]) -> WriteResult:
+        clean = _validate(fields, required=False)
+        clean.pop("stock", None)  # stock changes only through adjust_stock deltas
+        if not clean:
+            raise InvalidInput(f"nothing to update: give one of {', '.join(EDITABLE_FIELDS)}")
+        with self.engines.writer.begin() as conn:
+            row = self._load_live(conn, product_id)
+            product = {**product_dict(row), **clean, "version": row.version + 1}
+            conn.execute(update(products).where(products.c.id == product_id)
+                         .values(**clean, version=product["version"]))
+            payload = {k: product[k] for k in env.PRODUCT_FIELDS}
+            event_id, seq = self._append_event(conn, env.PRODUCT_UPSERTED, product, payload)
+        return WriteResult(product, event_id, seq)
+
+    def delete(self, product_id: int) -> WriteResult:
+        with self.engines.writer.begin() as conn:
+            row = self._load_live(conn, product_id)
+            product = {**product_dict(row), "version": row.version + 1}
+            conn.execute(update(products).where(products.c.id == product_id)
+                         .values(deleted=True, version=product["version"]))
+            event_id, seq = self._append_event(conn, env.PRODUCT_DELETED, product, {})
+        return WriteResult(product, event_id, seq)
+
+    def adjust_stock(self, product_id: int, delta: Any) -> WriteResult:
+        if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+            raise InvalidInput("field delta must be a non-zero int")
+        with self.engines.writer.begin() as conn:
+            row = self._load_live(conn, product_id)
+            product = {**product_dict(row), "stock": row.stock + delta,
+                       "version": row.version + 1}
+            conn.execute(update(products).where(products.c.id == product_id)
+                         .values(stock=product["stock"], version=product["version"]))
+            payload = {"delta": delta, "stock": product["stock"]}
+            event_id, seq = self._append_event(conn, env.STOCK_ADJUSTED, product, payload)
+        return WriteResult(product, event_id, seq)
+
+    def get(self, product_id: int) -> dict[str, Any]:
+        with self.engines.reader.connect() as conn:
+            return product_dict(self._load_live(conn, product_id))
+
+    def _live_rows(self, conn: Connection) -> Iterator[tuple[int, dict[str, Any]]]:
+        rows = conn.execute(select(products).where(products.c.deleted.is_(False))
+                            .order_by(products.c.id))
+        for row in rows:
+            yield row.id, product_dict(row)
+
+    @staticmethod
+    def _high_water_mark(conn: Connection) -> int:
+        return int(conn.execute(select(func.coalesce(func.max(outbox.c.seq), 0))).scalar_one())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Summary of the live dataset, consistent with the returned outbox high-water mark."""
+        with self.engines.reader.begin() as conn:
+            hwm = self._high_water_mark(conn)
+            summary = summarize(self._live_rows(conn))
+        return {**summary, "high_water_mark": hwm}
+
+    def export(self) -> tuple[int, list[dict[str, Any]]]:
+        """Every live product, read in the same transaction as the high-water mark."""
+        with self.engines.reader.begin() as conn:
+            hwm = self._high_water_mark(conn)
+            rows = [row for _, row in self._live_rows(conn)]
+        return hwm, rows
+
+    def events_after(self, seq: int, limit: int) -> list[dict[str, Any]]:
+        with self.engines.reader.connect() as conn:
+            rows = conn.execute(select(outbox).where(outbox.c.seq > seq)
+                                .order_by(outbox.c.seq).limit(limit)).all()
+        return [outbox_event(row) | {"sent_at": row.sent_at} for row in rows]
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.engines.reader.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+            pending = conn.execute(select(func.count()).select_from(outbox)
+                                   .where(outbox.c.sent_at.is_(None))).scalar_one()
+        return {"events": int(total), "pending": int(pending)}
+
+
+def outbox_event(row: Any) -> dict[str, Any]:
+    return {
+        "event_id": row.event_id,
+        "type": row.type,
+        "aggregate_id": row.aggregate_id,
+        "version": row.version,
+        "sequence": row.seq,
+        "occurred_at": row.occurred_at,
+        "schema_version": row.schema_version,
+        "payload": json.loads(row.payload),
+    }
+
+
+def envelope_from_row(row: Any) -> env.Envelope:
+    event = outbox_event(row)
+    return env.Envelope(**event)

@@ -1,0 +1,35 @@
+"""Shared helpers for integration tests (real RabbitMQ, real processes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def processes_started_under(root: Path) -> list[tuple[int, str]]:
+    """Live processes whose RCH_RUN_DIR (set by the harness on everything it starts) lies
+    under `root`: anything listed here leaked."""
+    marker = f"RCH_RUN_DIR={root}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if state != "Z" and any(v.startswith(marker) for v in environ.split(b"\0")):
+            found.append((int(entry.name), cmdline[:120]))
+    return found
+
+
+@pytest.fixture
+def leak_check(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Yields a report root; fails the test if any process started under it survives."""
+    yield tmp_path
+    leaked = processes_started_under(tmp_path)
+    assert not leaked, f"processes left running after the test: {leaked}"

@@ -26,7 +26,11 @@ def replication_metrics(deliveries: Sequence[dict[str, Any]]) -> dict[str, Any]:
             min(d["occurred_at"] for d in first.values())
     else:
         window = 0.0
+    outcomes: dict[str, int] = {}
+    for d in deliveries:
+        outcomes[d["outcome"]] = outcomes.get(d["outcome"], 0) + 1
     return {
+        "outcomes": dict(sorted(outcomes.items())),
         "events_processed": len(first),
         "deliveries": len(deliveries),
         "redelivered": sum(1 for d in deliveries if d.get("redelivered")),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import checkers
+from harness.checkers.recovery import assess_faults
 from harness.errors import HarnessError
 from harness.faults.base import Fault
 from harness.faults.catalogue import ACTIONS
@@ -206,6 +207,7 @@ class ScenarioRun:
                 "convergence", False,
                 f"matched, then diverged within the {scenario.settle_s:.1f}s settle window: "
                 + convergence.details, convergence.counterexample)
+        self.result.faults = assess_faults(self.result.faults, published, deliveries)
         checks = [checkers.progress(ops), convergence,
                   checkers.no_lost_updates(published, deliveries),
                   checkers.effect_once(published, deliveries)]
@@ -224,6 +226,11 @@ class ScenarioRun:
                                        if converged_after_s is not None else None),
             "faults_injected": len(self.result.faults),
         })
+        recoveries = [f["recovery_s"] for f in self.result.faults if "recovery_s" in f]
+        if recoveries:
+            # None (never caught up) dominates: the report must not hide it behind a max.
+            self.result.metrics["recovery_s"] = (None if None in recoveries
+                                                 else max(r for r in recoveries if r is not None))
 
 
 def _read_ops(path: Path) -> list[dict[str, Any]]:

@@ -25,6 +25,14 @@ VARIANTS: dict[str, Variant] = {
                 "acknowledges each message on receipt, before its transaction commits: "
                 "a crash loses what was acknowledged but not yet stored",
                 ("consumer_crash",)),
+        Variant("mark_sent_before_confirm", "publisher",
+                "the relay marks outbox rows sent before the broker confirmed them: a batch "
+                "lost on the way is never published again",
+                ("network_faults",)),
+        Variant("dual_write", "publisher",
+                "publishes from the request after the database commit, without the outbox: "
+                "events written while the broker is unreachable are lost",
+                ("broker_outage_stop", "broker_outage_kill")),
     )
 }
 

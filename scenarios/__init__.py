@@ -6,9 +6,15 @@ See scenarios/README.md for how to write one.
 from __future__ import annotations
 
 from harness.scenario import Scenario
-from scenarios import consumer_crash, steady_state
+from scenarios import (
+    broker_outage,
+    consumer_crash,
+    consumer_down_long,
+    crash_points,
+    steady_state,
+)
 
-MODULES = (steady_state, consumer_crash)
+MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage)
 
 
 def all_scenarios() -> dict[str, Scenario]:

@@ -21,6 +21,7 @@ def fault_was_active(faults: Sequence[dict[str, Any]], expected: int) -> CheckRe
     """Each injected fault must carry evidence that it affected its target."""
     injected = [f for f in faults if f.get("phase") == "inject"]
     unverified = [f for f in injected if not f.get("verified")]
+    unfelt = [f for f in injected if f.get("verified") and not f.get("impact_observed", True)]
     if len(injected) < expected:
         return CheckResult("fault_was_active", False,
                            f"only {len(injected)} of {expected} scheduled faults were injected")
@@ -29,6 +30,12 @@ def fault_was_active(faults: Sequence[dict[str, Any]], expected: int) -> CheckRe
                             for f in unverified[:3])
         return CheckResult("fault_was_active", False,
                            f"{len(unverified)} faults had no observable effect ({reasons})")
+    if unfelt:
+        reasons = "; ".join(
+            f"{f['fault']}: {f['window_s']}s window, max lag {f['max_lag_in_window_s']}s "
+            f"over {f['events_in_window']} events" for f in unfelt[:3])
+        return CheckResult("fault_was_active", False,
+                           f"{len(unfelt)} faults did not slow replication ({reasons})")
     evidence = "; ".join(str(f.get("evidence")) for f in injected[:3])
     return CheckResult("fault_was_active", True,
                        f"{len(injected)} faults injected and observed ({evidence})")

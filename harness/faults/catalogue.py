@@ -7,8 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from harness.faults.base import Fault
+from harness.faults.crash_point import CrashAtPoint
 from harness.faults.process import CrashMidBatch, KillProcess, PauseProcess, StopProcess
 from harness.runtime.base import Component
+from reference_services.common.crashpoints import POINTS as CRASH_POINT_NAMES
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class FaultAction:
     description: str
 
 
+def _crash_point(point: str) -> Builder:
+    return lambda component, params: CrashAtPoint(component, point,
+                                                  int(params.get("after_hits", 1)))
+
+
 ACTIONS: dict[str, FaultAction] = {
     "kill": FaultAction(lambda c, _p: KillProcess(c), {}, "SIGKILL; heal restarts it"),
     "stop": FaultAction(lambda c, _p: StopProcess(c), {}, "graceful stop; heal starts it"),
@@ -44,6 +51,12 @@ ACTIONS: dict[str, FaultAction] = {
         _crash_mid_batch,
         {"backlog_s": ParamRange(0.6, 1.2), "delay_s": ParamRange(0.005, 0.03)},
         "freeze to build a backlog, thaw, SIGKILL while draining it; heal restarts it"),
+    **{
+        f"crash_point:{point}": FaultAction(
+            _crash_point(point), {"after_hits": ParamRange(1, 1)},
+            f"the service SIGKILLs itself at {point}; heal restarts it")
+        for point in sorted(CRASH_POINT_NAMES)
+    },
 }
 
 TARGETS = ("broker", "publisher", "consumer")

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _clean(text: str) -> str:
+    # Log tails carry ANSI escapes and other control characters XML 1.0 cannot hold.
+    return _XML_INVALID.sub("?", text)
 
 
 def render_junit(run: dict[str, Any]) -> str:
@@ -25,15 +33,18 @@ def render_junit(run: dict[str, Any]) -> str:
             "time": f"{scenario['duration_s']:.3f}"})
         failed = [c for c in scenario["checks"] if not c["ok"]]
         if scenario["verdict"] == "error":
-            node = ET.SubElement(case, "error", {"message": scenario["error"].splitlines()[0]})
-            node.text = scenario["error"]
+            node = ET.SubElement(case, "error",
+                                 {"message": _clean(scenario["error"].splitlines()[0])})
+            node.text = _clean(scenario["error"])
         elif failed:
             node = ET.SubElement(case, "failure", {
-                "message": f"{failed[0]['name']}: {failed[0]['details']}"[:500]})
-            node.text = "\n".join(f"{c['name']}: {c['details']}" for c in failed)
+                "message": _clean(f"{failed[0]['name']}: {failed[0]['details']}"[:500])})
+            node.text = _clean("\n".join(f"{c['name']}: {c['details']}" for c in failed))
+        elif scenario["verdict"] == "fail":
+            ET.SubElement(case, "failure", {"message": "no check ran: the scenario proves nothing"})
         out = ET.SubElement(case, "system-out")
-        out.text = "\n".join(f"[{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['details']}"
-                             for c in scenario["checks"])
+        out.text = _clean("\n".join(f"[{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['details']}"
+                             for c in scenario["checks"]))
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 

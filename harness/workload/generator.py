@@ -32,6 +32,9 @@ class WorkloadSpec:
         if self.duration_s <= 0:
             raise ConfigError("workload.duration_s", f"must be > 0, got {self.duration_s}",
                               "give a positive duration in seconds such as 8")
+        if any(w < 0 for _, w in self.mix) or not any(w > 0 for _, w in self.mix):
+            raise ConfigError("workload.mix", "needs at least one positive weight and no "
+                              "negative one", "e.g. mix=(('update', 0.5), ('stock', 0.5))")
         kinds = {k for k, _ in self.mix}
         unknown = kinds - {"create", "update", "stock", "delete"}
         if unknown:

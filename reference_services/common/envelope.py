@@ -14,6 +14,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_INT64 = 2**63 - 1
 
 PRODUCT_UPSERTED = "ProductUpserted"
 PRODUCT_DELETED = "ProductDeleted"
@@ -112,10 +113,17 @@ def decode(raw: bytes) -> Envelope:
         raise EnvelopeError(f"unknown schema_version: {obj['schema_version']}")
     if obj["type"] not in EVENT_TYPES:
         raise EnvelopeError(f"unknown type: {obj['type']}")
-    if not obj["aggregate_id"].isdigit():
+    # isascii: str.isdigit() also accepts digits like "²" that int() cannot parse.
+    if not (obj["aggregate_id"].isascii() and obj["aggregate_id"].isdigit()):
         raise EnvelopeError(f"wrong value for aggregate_id: {obj['aggregate_id']!r}")
     if obj["version"] < 1:
         raise EnvelopeError(f"wrong value for version: {obj['version']}")
+    # Databases store these as 64-bit integers; a larger one would fail the whole batch.
+    for name in ("version", "sequence"):
+        if obj[name] > MAX_INT64:
+            raise EnvelopeError(f"wrong value for {name}: {obj[name]} exceeds 64 bits")
+    if len(obj["aggregate_id"]) > 18:
+        raise EnvelopeError(f"wrong value for aggregate_id: {obj['aggregate_id']!r} too long")
     payload = obj["payload"]
     if obj["type"] == PRODUCT_UPSERTED:
         _require(payload, PRODUCT_FIELDS, "payload.")

@@ -44,3 +44,21 @@ def serve_until_signalled(app: Flask, host: str, port: int, on_stop: Callable[[]
     finally:
         on_stop()
         server.server_close()
+
+
+def add_admin_routes(app: Flask) -> None:
+    """POST /admin/crash-points {"point": ..., "after_hits": 1}; GET lists armed points."""
+    from reference_services.common.crashpoints import CRASH_POINTS, POINTS
+
+    @app.get("/admin/crash-points")
+    def list_crash_points() -> Any:
+        return jsonify({"known": sorted(POINTS), "armed": CRASH_POINTS.armed()})
+
+    @app.post("/admin/crash-points")
+    def arm_crash_point() -> Any:
+        body = json_body()
+        try:
+            CRASH_POINTS.arm(str(body.get("point", "")), int(body.get("after_hits", 1)))
+        except (TypeError, ValueError) as exc:
+            return json_error(400, str(exc))
+        return jsonify({"armed": CRASH_POINTS.armed()})

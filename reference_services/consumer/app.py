@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from reference_services.common.db import Engines
-from reference_services.common.http import json_body, json_error
+from reference_services.common.http import add_admin_routes, json_body, json_error
 from reference_services.consumer import queries
 from reference_services.consumer.models import orders
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
@@ -18,6 +18,7 @@ from reference_services.consumer.rabbitmq_worker import RabbitWorker
 
 def create_app(engines: Engines, worker: RabbitWorker, name: str, variant: str) -> Flask:
     app = Flask("consumer")
+    add_admin_routes(app)
 
     @app.get("/health")
     def health() -> Any:

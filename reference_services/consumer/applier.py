@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from reference_services.common import envelope as env
+from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.consumer.models import dead_letters, deliveries, inbox, replica_products
 
 
@@ -109,6 +110,7 @@ class Applier:
                 conn.execute(inbox.insert(), inbox_rows)
             if delivery_rows:
                 conn.execute(deliveries.insert(), delivery_rows)
+            CRASH_POINTS.hit("consumer.before_commit")
         return BatchResult(outcomes)
 
     # -- steps -----------------------------------------------------------------------

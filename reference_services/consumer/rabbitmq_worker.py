@@ -17,6 +17,7 @@ import pika
 import pika.exceptions
 
 from reference_services.common import rabbitmq
+from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.consumer.applier import Applier, IncomingMessage, ResyncUnavailable
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class RabbitWorker:
             if self.variant != "ack_before_commit":
                 channel.basic_nack(last_tag, multiple=True, requeue=True)
             raise
+        CRASH_POINTS.hit("consumer.after_apply_before_ack")
         if self.variant != "ack_before_commit":
             channel.basic_ack(last_tag, multiple=True)
         self.stats.batches += 1

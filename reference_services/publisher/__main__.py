@@ -10,10 +10,11 @@ import sys
 from reference_services.common.db import make_engines
 from reference_services.common.http import serve_until_signalled
 from reference_services.publisher.app import create_app
+from reference_services.publisher.direct_publisher import DirectPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import ProductStore
 
-VARIANTS = ("none",)
+VARIANTS = ("none", "mark_sent_before_confirm", "dual_write")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,9 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pika").setLevel(logging.WARNING)
 
     store = ProductStore(make_engines(args.db_url))
-    relay = Relay(store, args.broker_url, batch_size=args.relay_batch_size)
-    relay.start()
-    app = create_app(store, relay, args.variant)
+    relay = Relay(store, args.broker_url, batch_size=args.relay_batch_size,
+                  variant=args.variant)
+    direct = None
+    if args.variant == "dual_write":
+        direct = DirectPublisher(args.broker_url)  # BUG (variant): no relay at all
+    else:
+        relay.start()
+    app = create_app(store, relay, args.variant, direct)
     serve_until_signalled(app, args.host, args.port, relay.stop,
                           "publisher")
     return 0

@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from reference_services.common.http import json_body, json_error
+from reference_services.common.http import add_admin_routes, json_body, json_error
+from reference_services.publisher.direct_publisher import DirectPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import (
     Gone,
@@ -19,8 +20,10 @@ from reference_services.publisher.store import (
 )
 
 
-def create_app(store: ProductStore, relay: Relay, variant: str) -> Flask:
+def create_app(store: ProductStore, relay: Relay, variant: str,
+               direct: DirectPublisher | None = None) -> Flask:
     app = Flask("publisher")
+    add_admin_routes(app)
 
     def write(action: Callable[[], WriteResult], status: int = 200) -> Any:
         try:
@@ -31,7 +34,11 @@ def create_app(store: ProductStore, relay: Relay, variant: str) -> Flask:
             return json_error(404, str(exc))
         except Gone as exc:
             return json_error(410, "product deleted", version=exc.version)
-        relay.wake()
+        if direct is not None:
+            if direct.publish(store.envelope(result.sequence)):
+                store.mark_sent([result.sequence])
+        else:
+            relay.wake()
         return jsonify({**result.product, "event_id": result.event_id,
                         "sequence": result.sequence}), status
 

@@ -9,9 +9,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
 from reference_services.common import rabbitmq
+from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.publisher.confirming_publisher import (
     ConfirmingPublisher,
     OutgoingMessage,
@@ -36,11 +37,12 @@ class RelayStats:
 
 class Relay:
     def __init__(self, store: ProductStore, broker_url: str, batch_size: int = 500,
-                 poll_interval_s: float = 0.2) -> None:
+                 poll_interval_s: float = 0.2, variant: str = "none") -> None:
         self.store = store
         self.broker_url = broker_url
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.variant = variant
         self.stats = RelayStats()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -101,20 +103,25 @@ class Relay:
                                 .order_by(outbox.c.seq).limit(self.batch_size)).all()
         if not rows:
             return 0
+        CRASH_POINTS.hit("relay.after_commit_before_publish")
         messages = []
         for row in rows:
             envelope = envelope_from_row(row)
             messages.append(OutgoingMessage(rabbitmq.routing_key(envelope.aggregate_id),
                                             envelope.encode(), envelope.event_id))
-        publisher.publish_batch(messages)
-        self._mark_sent([row.seq for row in rows])
+        if self.variant == "mark_sent_before_confirm":
+            # BUG (variant): rows count as sent before the broker has them; a batch that
+            # never arrives is never retried.
+            self._mark_sent([row.seq for row in rows])
+            publisher.publish_batch(messages)
+        else:
+            publisher.publish_batch(messages)
+            CRASH_POINTS.hit("relay.after_publish_before_mark_sent")
+            self._mark_sent([row.seq for row in rows])
         self.stats.published += len(rows)
         self.stats.batches += 1
         self.stats.last_published_seq = rows[-1].seq
         return len(rows)
 
     def _mark_sent(self, seqs: list[int]) -> None:
-        now = time.time()
-        with self.store.engines.writer.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.seq == bindparam("s"))
-                         .values(sent_at=now), [{"s": s} for s in seqs])
+        self.store.mark_sent(seqs)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from reference_services.common import envelope as env
 from reference_services.common.dataset import summarize
@@ -177,6 +177,17 @@ class ProductStore:
             rows = conn.execute(select(outbox).where(outbox.c.seq > seq)
                                 .order_by(outbox.c.seq).limit(limit)).all()
         return [outbox_event(row) | {"sent_at": row.sent_at} for row in rows]
+
+    def envelope(self, seq: int) -> env.Envelope:
+        with self.engines.reader.connect() as conn:
+            return envelope_from_row(conn.execute(select(outbox).where(outbox.c.seq == seq))
+                                     .one())
+
+    def mark_sent(self, seqs: list[int]) -> None:
+        now = time.time()
+        with self.engines.writer.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.seq == bindparam("s"))
+                         .values(sent_at=now), [{"s": s} for s in seqs])
 
     def outbox_counts(self) -> dict[str, int]:
         with self.engines.reader.connect() as conn:

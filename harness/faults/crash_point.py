@@ -1,0 +1,67 @@
+"""Crash at a named point inside a reference service (see reference_services/common/
+crashpoints.py): arm it over the service's admin API, wait for the process to die there,
+and restart it on heal."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+
+from harness.errors import FaultError, WaitTimeout
+from harness.faults.base import Evidence, Fault
+from harness.runtime.base import Component
+from harness.waiting import wait_until
+
+ARMED_WAIT_S = 15.0
+
+
+class CrashAtPoint(Fault):
+    def __init__(self, component: Component, point: str, after_hits: int = 1) -> None:
+        self.component = component
+        self.point = point
+        self.after_hits = after_hits
+        self.name = f"crash_point:{point}"
+        self._status: int | None = None
+        self._reached = False
+        self._before = ""
+        self._healed = False
+
+    def _admin(self, after_hits: int) -> None:
+        url = self.component.endpoint().http_url() + "/admin/crash-points"
+        try:
+            response = httpx.post(url, json={"point": self.point, "after_hits": after_hits},
+                                  timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise FaultError(f"cannot arm {self.point} on {self.component.name}: {exc}") from exc
+        if response.status_code != 200:
+            raise FaultError(f"{self.component.name} refused crash point {self.point}: "
+                             f"{response.text}")
+
+    def inject(self) -> None:
+        self._before = self.component.identity
+        self._admin(self.after_hits)
+        try:
+            wait_until(lambda: not self.component.is_running(), ARMED_WAIT_S,
+                       f"{self.component.name} to reach crash point {self.point}",
+                       interval_s=0.02)
+        except WaitTimeout:  # not reached: the evidence says so; disarm it
+            self._admin(0)
+            return
+        self._reached = f"crash point {self.point} reached" in self.component.logs(200)
+        self._status = self.component.kill()  # reaps it and reports the exit status
+
+    def heal(self) -> None:
+        if not self.component.is_running():
+            self.component.start()
+        self._healed = True
+
+    def evidence(self) -> Evidence:
+        died = self._status == -signal.SIGKILL
+        verified = died and self._reached and self._healed
+        if not self._reached:
+            return Evidence(False, f"{self.component.name} never reached {self.point} "
+                                   f"within {ARMED_WAIT_S:.0f}s")
+        return Evidence(verified, f"{self.component.name} {self._before} died at "
+                                  f"{self.point} (status {self._status}), "
+                                  f"now {self.component.identity}")

@@ -1,0 +1,310 @@
+"""Unit tests for harness.checkers: pure functions over history and final states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.checkers import (
+    CheckResult,
+    compare_datasets,
+    effect_once,
+    fault_was_active,
+    no_lost_updates,
+    progress,
+)
+from harness.checkers.base import sample
+
+
+def prod(pid: int, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"id": pid, "name": f"item {pid}", "category": "books",
+                              "price": 100 * pid, "stock": pid, "restricted_note": "n",
+                              "version": 1}
+    values.update(overrides)
+    return values
+
+
+def published(event_id: str, kind: str = "StockAdjusted", pid: int = 1, version: int = 2,
+              sequence: int = 1, sent_at: float | None = 1.0) -> dict[str, Any]:
+    return {"event_id": event_id, "type": kind, "aggregate_id": str(pid),
+            "version": version, "sequence": sequence, "sent_at": sent_at}
+
+
+def delivered(event_id: str | None, outcome: str) -> dict[str, Any]:
+    return {"event_id": event_id, "outcome": outcome}
+
+
+# -- base -----------------------------------------------------------------------------------
+
+
+def test_sample_limits_and_counts_the_rest() -> None:
+    assert sample([1, 2, 3]) == "1, 2, 3"
+    assert sample(list(range(8)), 3) == "0, 1, 2, ... (5 more)"
+
+
+def test_check_result_to_dict() -> None:
+    result = CheckResult("x", False, "bad", {"ids": [1]})
+    assert result.to_dict() == {"name": "x", "ok": False, "details": "bad",
+                                "counterexample": {"ids": [1]}}
+
+
+# -- convergence ----------------------------------------------------------------------------
+
+
+def test_compare_datasets_passes_on_equal_data_in_any_order() -> None:
+    source = [prod(1), prod(2), prod(3)]
+    replica = [prod(3), prod(1), prod(2)]
+    result = compare_datasets(source, replica)
+    assert result.ok
+    assert result.name == "convergence"
+    assert result.details == "replica equals source: 3 products"
+    assert result.counterexample == {}
+
+
+def test_compare_datasets_ignores_fields_that_are_not_replicated() -> None:
+    result = compare_datasets([prod(1, deleted=False)], [prod(1, deleted=True, extra="x")])
+    assert result.ok
+
+
+def test_compare_datasets_accepts_string_ids() -> None:
+    assert compare_datasets([prod(1)], [{**prod(1), "id": "1"}]).ok
+
+
+def test_compare_datasets_reports_missing_ids() -> None:
+    result = compare_datasets([prod(1), prod(2), prod(3)], [prod(2)])
+    assert not result.ok
+    assert "2 ids missing from the replica (1, 3)" in result.details
+    assert result.details.startswith("replica diverges from source (3 source rows)")
+    assert result.counterexample["missing"] == [1, 3]
+    assert result.counterexample["extra"] == []
+    assert result.counterexample["differing"] == {}
+
+
+def test_compare_datasets_reports_extra_ids() -> None:
+    result = compare_datasets([prod(1)], [prod(1), prod(7), prod(5)])
+    assert not result.ok
+    assert "2 ids in the replica but deleted or absent at the source (5, 7)" in result.details
+    assert "missing" not in result.details
+    assert result.counterexample["extra"] == [5, 7]
+    assert result.counterexample["missing"] == []
+
+
+def test_compare_datasets_reports_differing_fields() -> None:
+    source = [prod(1), prod(2), prod(3)]
+    replica = [prod(1), prod(2, stock=99, version=1), prod(3, name="old", version=0)]
+    result = compare_datasets(source, replica)
+    assert not result.ok
+    assert "2 rows differ" in result.details
+    assert "id 2: stock 99 != 2" in result.details
+    assert "id 3: name 'old' != 'item 3', version 0 != 1" in result.details
+    assert result.counterexample["differing"] == {
+        "2": {"stock": {"source": 2, "replica": 99}},
+        "3": {"name": {"source": "item 3", "replica": "old"},
+              "version": {"source": 1, "replica": 0}},
+    }
+    assert result.counterexample["missing"] == []
+
+
+def test_compare_datasets_only_compares_requested_fields() -> None:
+    source, replica = [prod(1)], [prod(1, stock=50)]
+    assert compare_datasets(source, replica, fields=("name", "price")).ok
+    named = compare_datasets(source, replica, fields=("stock",), name="stock_only")
+    assert not named.ok
+    assert named.name == "stock_only"
+
+
+def test_compare_datasets_reports_all_kinds_together() -> None:
+    result = compare_datasets([prod(1), prod(2)], [prod(2, price=1), prod(3)])
+    assert not result.ok
+    assert "1 ids missing from the replica (1)" in result.details
+    assert "(3)" in result.details
+    assert "1 rows differ" in result.details
+    assert (result.counterexample["missing"], result.counterexample["extra"]) == ([1], [3])
+    assert list(result.counterexample["differing"]) == ["2"]
+
+
+def test_compare_datasets_samples_long_lists() -> None:
+    result = compare_datasets([prod(i) for i in range(1, 201)], [])
+    assert "200 ids missing from the replica (1, 2, 3, 4, 5, ... (195 more))" in result.details
+    assert result.counterexample["missing"] == list(range(1, 101))
+
+
+def test_compare_datasets_empty_sides() -> None:
+    assert compare_datasets([], []).ok
+    assert not compare_datasets([], [prod(1)]).ok
+
+
+# -- no_lost_updates ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["applied", "stale", "resynced", "deduplicated"])
+def test_no_lost_updates_counts_every_processed_outcome(outcome: str) -> None:
+    result = no_lost_updates([published("a")], [delivered("a", outcome)])
+    assert result.ok
+    assert result.details == "all 1 published events were processed"
+
+
+def test_no_lost_updates_passes_with_redeliveries_and_unpublished_noise() -> None:
+    events = [published("a"), published("b", "ProductUpserted", version=1)]
+    deliveries = [delivered("a", "applied"), delivered("a", "deduplicated"),
+                  delivered("b", "applied"), delivered(None, "dead_lettered"),
+                  delivered("zzz", "applied")]
+    assert no_lost_updates(events, deliveries).ok
+
+
+def test_no_lost_updates_passes_with_nothing_published() -> None:
+    assert no_lost_updates([], []).ok
+
+
+def test_no_lost_updates_reports_never_delivered_events() -> None:
+    events = [published("a"), published("b", "ProductDeleted", pid=4, version=3, sequence=9),
+              published("c")]
+    result = no_lost_updates(events, [delivered("a", "applied"), delivered("c", "stale")])
+    assert not result.ok
+    assert result.name == "no_lost_updates"
+    assert result.details.startswith("lost updates: 1 of 3 published events never reached")
+    assert "ProductDeleted product 4 v3 seq 9" in result.details
+    assert "never relayed" not in result.details
+    assert result.counterexample == {"lost_event_ids": ["b"]}
+
+
+def test_no_lost_updates_does_not_count_dead_letters_as_processed() -> None:
+    result = no_lost_updates([published("a")], [delivered("a", "dead_lettered")])
+    assert not result.ok
+    assert result.counterexample["lost_event_ids"] == ["a"]
+
+
+def test_no_lost_updates_says_which_were_never_relayed() -> None:
+    events = [published("a", sent_at=None), published("b", sent_at=2.0),
+              published("c", sent_at=None)]
+    result = no_lost_updates(events, [])
+    assert not result.ok
+    assert "lost updates: 3 of 3" in result.details
+    assert "2 of them were never relayed from the outbox" in result.details
+    assert result.counterexample["lost_event_ids"] == ["a", "b", "c"]
+
+
+# -- effect_once ----------------------------------------------------------------------------
+
+
+def test_effect_once_passes_when_each_delta_applied_once() -> None:
+    events = [published("up", "ProductUpserted", version=1), published("d1"),
+              published("d2", version=3)]
+    deliveries = [delivered("up", "applied"), delivered("d1", "applied"),
+                  delivered("d1", "deduplicated"), delivered("d2", "applied"),
+                  delivered("d2", "deduplicated"), delivered("d2", "deduplicated")]
+    result = effect_once(events, deliveries)
+    assert result.ok
+    assert result.details == ("all 2 stock deltas took effect exactly once "
+                              "(2 were delivered more than once)")
+
+
+@pytest.mark.parametrize("outcome", ["stale", "resynced"])
+def test_effect_once_accepts_superseded_deltas(outcome: str) -> None:
+    assert effect_once([published("d")], [delivered("d", outcome)]).ok
+
+
+def test_effect_once_ignores_non_delta_events() -> None:
+    events = [published("u", "ProductUpserted"), published("x", "ProductDeleted")]
+    deliveries = [delivered("u", "applied"), delivered("u", "applied")]
+    result = effect_once(events, deliveries)
+    assert result.ok
+    assert "all 0 stock deltas" in result.details
+
+
+def test_effect_once_reports_deltas_applied_twice() -> None:
+    events = [published("d1", pid=3, version=5, sequence=11), published("d2")]
+    deliveries = [delivered("d1", "applied"), delivered("d1", "applied"),
+                  delivered("d2", "applied")]
+    result = effect_once(events, deliveries)
+    assert not result.ok
+    assert result.name == "effect_once"
+    assert "1 stock deltas applied more than once" in result.details
+    assert "StockAdjusted product 3 v5 seq 11" in result.details
+    assert "never applied" not in result.details
+    assert result.counterexample == {"never_applied": [], "applied_twice": ["d1"]}
+
+
+def test_effect_once_reports_deltas_never_applied() -> None:
+    events = [published("d1"), published("d2", pid=8, version=4, sequence=2),
+              published("d3")]
+    deliveries = [delivered("d1", "applied"), delivered("d2", "dead_lettered"),
+                  delivered("d3", "deduplicated")]
+    result = effect_once(events, deliveries)
+    assert not result.ok
+    assert "2 stock deltas never applied" in result.details
+    assert "StockAdjusted product 8 v4 seq 2" in result.details
+    assert "more than once" not in result.details
+    assert result.counterexample == {"never_applied": ["d2", "d3"], "applied_twice": []}
+
+
+def test_effect_once_reports_both_problems() -> None:
+    events = [published("twice"), published("never")]
+    result = effect_once(events, [delivered("twice", "applied"),
+                                  delivered("twice", "applied")])
+    assert not result.ok
+    assert result.details.startswith("stock deltas not applied exactly once: ")
+    assert "1 stock deltas never applied" in result.details
+    assert "1 stock deltas applied more than once" in result.details
+    assert result.counterexample == {"never_applied": ["never"], "applied_twice": ["twice"]}
+
+
+# -- run checks -----------------------------------------------------------------------------
+
+
+def test_progress_passes_with_one_successful_write() -> None:
+    result = progress([{"ok": False}, {"ok": True}, {}])
+    assert result.ok
+    assert result.details == "1 of 3 writes succeeded"
+
+
+@pytest.mark.parametrize("ops", [[], [{"ok": False}, {}]])
+def test_progress_fails_without_successful_writes(ops: list[dict[str, Any]]) -> None:
+    result = progress(ops)
+    assert not result.ok
+    assert result.details == (f"no successful writes out of {len(ops)} attempted: "
+                              "the run proves nothing")
+
+
+def fault(phase: str = "inject", verified: bool = True, name: str = "kill consumer",
+          evidence: str | None = "pid changed") -> dict[str, Any]:
+    record: dict[str, Any] = {"phase": phase, "fault": name, "verified": verified}
+    if evidence is not None:
+        record["evidence"] = evidence
+    return record
+
+
+def test_fault_was_active_passes_when_all_injected_and_verified() -> None:
+    faults = [fault(evidence="redelivered 12"), fault("heal"), fault(evidence="pid 2 -> 3")]
+    result = fault_was_active(faults, expected=2)
+    assert result.ok
+    assert result.details == "2 faults injected and observed (redelivered 12; pid 2 -> 3)"
+
+
+def test_fault_was_active_fails_when_fewer_were_injected() -> None:
+    result = fault_was_active([fault(), fault("heal")], expected=3)
+    assert not result.ok
+    assert result.details == "only 1 of 3 scheduled faults were injected"
+
+
+def test_fault_was_active_fails_when_a_fault_had_no_effect() -> None:
+    faults = [fault(), fault(verified=False, name="pause consumer", evidence="no backlog"),
+              fault(verified=False, name="crash_mid_batch consumer", evidence=None)]
+    result = fault_was_active(faults, expected=3)
+    assert not result.ok
+    assert result.details.startswith("2 faults had no observable effect")
+    assert "pause consumer: no backlog" in result.details
+    assert "crash_mid_batch consumer: no evidence" in result.details
+    assert "kill consumer" not in result.details
+
+
+def test_fault_was_active_fails_when_a_verified_fault_did_not_slow_replication() -> None:
+    felt = {**fault(), "impact_observed": True}
+    unfelt = {**fault(name="pause consumer"), "impact_observed": False, "window_s": 2.0,
+              "max_lag_in_window_s": 0.01, "events_in_window": 400}
+    result = fault_was_active([felt, unfelt], expected=2)
+    assert not result.ok
+    assert result.details == ("1 faults did not slow replication (pause consumer: 2.0s "
+                              "window, max lag 0.01s over 400 events)")
+    assert fault_was_active([felt, fault()], expected=2).ok  # no impact data: not judged

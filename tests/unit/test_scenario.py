@@ -1,0 +1,196 @@
+"""Unit tests for harness.scenario and harness.faults.catalogue: validation and seeding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.errors import ConfigError, HarnessError
+from harness.faults.catalogue import ACTIONS, TARGETS, ParamRange
+from harness.scenario import FaultStep, Scenario
+from scenarios import all_scenarios
+
+
+def build(*faults: Any, **kwargs: Any) -> Scenario:
+    return Scenario(name=kwargs.pop("name", "x"), description="test",
+                    faults=tuple(faults), **kwargs)
+
+
+def config_error(*faults: Any, **kwargs: Any) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        build(*faults, **kwargs)
+    return info.value
+
+
+def test_config_error_message_names_field_problem_and_fix() -> None:
+    error = ConfigError("x.faults[0].action", "unknown", "use kill")
+    assert isinstance(error, HarnessError)
+    assert str(error) == "x.faults[0].action: unknown (fix: use kill)"
+    assert (error.field, error.problem, error.fix) == ("x.faults[0].action", "unknown",
+                                                       "use kill")
+
+
+def test_valid_scenario_builds() -> None:
+    step = FaultStep("crash_mid_batch", "consumer", at_s=1.5, duration_s=2, jitter_s=0.5,
+                     params={"delay_s": ParamRange(0.01, 0.02)})
+    scenario = build(FaultStep("kill", "broker", at_s=0), step, converge_timeout_s=5,
+                     settle_s=0)
+    assert scenario.faults[1] is step
+    assert scenario.name == "x"
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_action_and_target_is_accepted(action: str, target: str) -> None:
+    assert build(FaultStep(action, target, at_s=0)).faults[0].action == action
+
+
+def test_catalogue_scenarios_are_valid() -> None:
+    catalogue = all_scenarios()
+    assert {"steady_state", "consumer_crash"} <= set(catalogue)
+    assert all(name == s.name for name, s in catalogue.items())
+
+
+def test_unknown_action_names_the_path_and_the_choices() -> None:
+    error = config_error(FaultStep("kill", "broker", at_s=0),
+                         FaultStep("explode", "consumer", at_s=1))
+    assert error.field == "x.faults[1].action"
+    assert "'explode'" in error.problem
+    assert error.fix == f"use one of: {', '.join(sorted(ACTIONS))}"
+    assert str(error).startswith("x.faults[1].action: ")
+
+
+def test_unknown_target_names_the_path_and_the_choices() -> None:
+    error = config_error(FaultStep("kill", "database", at_s=0))
+    assert error.field == "x.faults[0].target"
+    assert "'database'" in error.problem
+    assert error.fix == "use one of: broker, publisher, consumer"
+
+
+@pytest.mark.parametrize("field", ["at_s", "duration_s", "jitter_s"])
+def test_negative_times_are_rejected(field: str) -> None:
+    values: dict[str, Any] = {"at_s": 1.0, field: -0.5}
+    error = config_error(FaultStep("pause", "consumer", **values))
+    assert error.field == f"x.faults[0].{field}"
+    assert error.problem == "must be >= 0, got -0.5"
+    assert "non-negative" in error.fix
+
+
+def test_unknown_params_are_rejected_with_the_accepted_ones() -> None:
+    step = FaultStep("crash_mid_batch", "consumer", at_s=0,
+                     params={"delay_s": ParamRange(0, 1), "speed": ParamRange(1, 2)})
+    error = config_error(step)
+    assert error.field == "x.faults[0].params"
+    assert "['speed']" in error.problem
+    assert error.fix == "crash_mid_batch accepts: backlog_s, delay_s"
+
+
+def test_params_on_an_action_without_params() -> None:
+    error = config_error(FaultStep("kill", "consumer", at_s=0,
+                                   params={"x": ParamRange(0, 1)}))
+    assert error.field == "x.faults[0].params"
+    assert error.fix == "kill accepts: none"
+
+
+def test_non_faultstep_entry_is_rejected() -> None:
+    error = config_error({"action": "kill", "target": "consumer"})
+    assert error.field == "x.faults[0]"
+    assert "expected FaultStep, got dict" in error.problem
+    assert "FaultStep(action=..., target=...)" in error.fix
+
+
+@pytest.mark.parametrize("name", ["", "has space", "has-dash", "1starts_with_digit"])
+def test_invalid_scenario_name(name: str) -> None:
+    error = config_error(name=name)
+    assert error.field == "name"
+    assert repr(name) in error.problem
+    assert "underscores" in error.fix
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_converge_timeout_must_be_positive(timeout: float) -> None:
+    error = config_error(converge_timeout_s=timeout)
+    assert error.field == "x.converge_timeout_s"
+    assert error.problem == "must be > 0"
+
+
+def test_settle_must_not_be_negative() -> None:
+    error = config_error(settle_s=-0.1)
+    assert error.field == "x.settle_s"
+    assert error.problem == "must be >= 0"
+
+
+def test_scenario_is_frozen() -> None:
+    scenario = build()
+    with pytest.raises(AttributeError):
+        scenario.name = "y"  # type: ignore[misc]
+
+
+def test_plain_number_param_is_rejected_at_validation() -> None:
+    with pytest.raises(ConfigError, match=r"faults\[0\]\.params"):
+        # A plain number where a ParamRange belongs: what an untyped scenario file would do.
+        build(FaultStep("crash_mid_batch", "consumer", at_s=0,
+                        params={"delay_s": 0.01}))  # type: ignore[dict-item]
+
+
+# -- resolve --------------------------------------------------------------------------------
+
+
+def test_param_range_draw() -> None:
+    scenario = build()
+    assert ParamRange(0.3, 0.3).draw(scenario.rng(1)) == 0.3
+    rng = scenario.rng(1)
+    values = [ParamRange(1.0, 2.0).draw(rng) for _ in range(50)]
+    assert all(1.0 <= v <= 2.0 for v in values)
+    assert len(set(values)) > 1
+
+
+def _crash_step() -> FaultStep:
+    return FaultStep("crash_mid_batch", "consumer", at_s=1.5, jitter_s=0.5)
+
+
+def test_resolve_is_deterministic_for_the_same_seed() -> None:
+    scenario = build(_crash_step())
+    first = [scenario.faults[0].resolve(scenario.rng(42)) for _ in range(3)]
+    assert first[0] == first[1] == first[2]
+    again = build(_crash_step())
+    assert again.faults[0].resolve(again.rng(42)) == first[0]
+
+
+def test_resolve_differs_across_seeds() -> None:
+    scenario = build(_crash_step())
+    results = {scenario.faults[0].resolve(scenario.rng(seed))[0] for seed in range(10)}
+    assert len(results) == 10
+
+
+def test_resolve_stays_within_ranges_and_uses_defaults() -> None:
+    scenario = build(_crash_step())
+    defaults = ACTIONS["crash_mid_batch"].params
+    for seed in range(30):
+        at, params = scenario.faults[0].resolve(scenario.rng(seed))
+        assert 1.5 <= at <= 2.0
+        assert set(params) == {"backlog_s", "delay_s"}
+        for name, value in params.items():
+            assert defaults[name].low <= value <= defaults[name].high
+
+
+def test_resolve_without_jitter_or_params_is_exact() -> None:
+    scenario = build(FaultStep("kill", "consumer", at_s=3.0))
+    assert scenario.faults[0].resolve(scenario.rng(1)) == (3.0, {})
+
+
+def test_resolve_applies_param_overrides() -> None:
+    step = FaultStep("crash_mid_batch", "consumer", at_s=0,
+                     params={"delay_s": ParamRange(0.5, 0.5)})
+    scenario = build(step)
+    _, params = scenario.faults[0].resolve(scenario.rng(7))
+    assert params["delay_s"] == 0.5
+    assert 0.6 <= params["backlog_s"] <= 1.2
+
+
+def test_rng_stream_depends_on_seed_and_scenario_name() -> None:
+    a, b = build(name="a"), build(name="b")
+    assert a.rng(5).random() == a.rng(5).random()
+    assert a.rng(5).random() != a.rng(6).random()
+    assert a.rng(5).random() != b.rng(5).random()

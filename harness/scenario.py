@@ -42,11 +42,11 @@ class FaultStep:
             if value < 0:
                 raise ConfigError(f"{where}.{name}", f"must be >= 0, got {value}",
                                   "give a non-negative number of seconds")
-        for name, value in self.params.items():
-            if not isinstance(value, ParamRange):
+        for name, given in self.params.items():
+            if not isinstance(given, ParamRange):
                 raise ConfigError(f"{where}.params.{name}",
-                                  f"expected ParamRange, got {type(value).__name__}",
-                                  f"write ParamRange({value!r}, {value!r}) for a fixed value")
+                                  f"expected ParamRange, got {type(given).__name__}",
+                                  f"write ParamRange({given!r}, {given!r}) for a fixed value")
         unknown = set(self.params) - set(ACTIONS[self.action].params)
         if unknown:
             accepted = ", ".join(ACTIONS[self.action].params) or "none"

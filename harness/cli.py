@@ -83,6 +83,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.bench.proxy_rabbitmq import run_proxy_bench
+    from harness.faultproxy.bench import run_bench
+
+    out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"bench proxy: {args.messages} messages x {args.repeats} rounds, direct vs proxied")
+    amqp = run_proxy_bench(out_dir, args.messages, args.repeats)
+    print("raw TCP echo, direct vs proxied (2 s each) ...", flush=True)
+    tcp = run_bench(2.0)
+    data = {"bench": "proxy", "rabbitmq": amqp.to_dict(), "tcp_echo": tcp,
+            "targets": {"throughput_ratio": ">= 0.9", "added_p50_ms": "<= 0.5"}}
+    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
+    print(f"\nRabbitMQ publish+consume: direct {amqp.direct_msgs_per_s:.0f} msg/s, "
+          f"proxied {amqp.proxied_msgs_per_s:.0f} msg/s -> ratio {amqp.throughput_ratio:.2f} "
+          "(target >= 0.9)")
+    print(f"AMQP round trip p50: direct {amqp.direct_rtt_p50_ms:.3f} ms, proxied "
+          f"{amqp.proxied_rtt_p50_ms:.3f} ms -> added {amqp.added_p50_ms:.3f} ms "
+          "(target <= 0.5)")
+    print(f"raw TCP bulk ratio {tcp['throughput_ratio']:.2f}, added p50 "
+          f"{tcp['added_p50_ms']:.3f} ms (no broker: the proxy's worst case)")
+    print(f"data: {out_dir / 'bench.json'}")
+    return EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Chaos harness for data replication over messaging.")
@@ -103,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where reports/<run_id>/ is written (default: reports)")
     run.set_defaults(func=_cmd_run)
 
+    bench = sub.add_parser("bench", help="benchmarks (ratios against the raw part, same run)")
+    bench.add_argument("what", choices=["proxy"])
+    bench.add_argument("--messages", type=int, default=20000)
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--report-dir", default="reports")
+    bench.set_defaults(func=_cmd_bench)
+
+    # Only listed here: main() hands its arguments to the proxy's own parser untouched.
+    sub.add_parser("faultproxy", help="run the Toxiproxy-compatible fault proxy "
+                                      "(harness faultproxy --help)")
+
     report = sub.add_parser("report", help="print the summary of a stored run")
     report.add_argument("path", help="reports/<run_id> or its run.json")
     report.set_defaults(func=_cmd_report)
@@ -115,6 +153,11 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["faultproxy"]:
+        from harness.faultproxy.cli import main as faultproxy_main
+
+        return faultproxy_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -20,8 +20,10 @@ from harness import checkers
 from harness.checkers.recovery import assess_faults
 from harness.errors import HarnessError
 from harness.faults.base import Fault
-from harness.faults.catalogue import ACTIONS
+from harness.faults.catalogue import ACTIONS, FaultRequest
+from harness.faults.network import ToxicFault
 from harness.history import History, read_history
+from harness.links import CONSUMER_PUBLISHER
 from harness.metrics import replication_metrics
 from harness.results import ScenarioResult
 from harness.runtime.processes import ProcessRuntime
@@ -43,6 +45,25 @@ class PlannedFault:
         return {"action": self.step.action, "target": self.step.target,
                 "at_s": round(self.at_s, 3), "duration_s": self.step.duration_s,
                 "params": {k: round(v, 4) for k, v in self.params.items()}}
+
+
+# A fault shorter than this is judged by its own evidence (e.g. an exit status) only.
+IMPACT_MIN_DURATION_S = 1.0
+# Lag that counts as felt for an outage or a throttle: this share of its duration.
+IMPACT_SHARE = 0.3
+
+
+def expected_lag_s(fault: Fault, target: str, duration_s: float) -> float | None:
+    """The replication lag a fault must cause to count as felt, or None when replication
+    lag cannot show it (the publisher API link carries no events; a dead publisher API
+    makes writes fail instead of slowing them)."""
+    if target in ("publisher", CONSUMER_PUBLISHER):
+        return None
+    if isinstance(fault, ToxicFault) and fault.toxic_type == "latency":
+        return round(0.8 * float(fault.attributes.get("latency", 0)) / 1000, 3)
+    if duration_s < IMPACT_MIN_DURATION_S:
+        return None
+    return round(IMPACT_SHARE * duration_s, 3)
 
 
 def plan_faults(scenario: Scenario, rng: random.Random) -> list[PlannedFault]:
@@ -123,8 +144,8 @@ class ScenarioRun:
     def _apply_fault(self, stack: ExitStack, history: History, sut: SystemUnderTest,
                      planned: PlannedFault) -> None:
         step = planned.step
-        component = sut.components[step.target]
-        fault: Fault = ACTIONS[step.action].build(component, planned.params)
+        fault: Fault = ACTIONS[step.action].build(
+            sut, FaultRequest(step.target, planned.params, step.stream))
         stack.callback(fault.heal)
         self.progress(f"fault: {fault.name} {planned.params or ''}".rstrip())
         injected_at = time.time()
@@ -133,8 +154,11 @@ class ScenarioRun:
             time.sleep(step.duration_s)
         fault.heal()
         evidence = fault.evidence()
+        healed_at = time.time()
         record = {"fault": fault.name, "phase": "inject", "at": injected_at,
-                  "healed_at": time.time(), "params": planned.params,
+                  "healed_at": healed_at, "params": planned.params,
+                  "expected_lag_s": expected_lag_s(fault, step.target,
+                                                   healed_at - injected_at),
                   "verified": evidence.verified, "evidence": evidence.description}
         history.record("fault", **record)
         self.result.faults.append(record)

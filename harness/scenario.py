@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.errors import ConfigError
-from harness.faults.catalogue import ACTIONS, TARGETS, ParamRange
+from harness.faults.catalogue import ACTIONS, STREAMS, ParamRange
 from harness.workload import WorkloadSpec
 
 
@@ -20,7 +20,8 @@ class FaultStep:
     """One fault in a schedule, `at_s` seconds after the load starts.
 
     `jitter_s` adds a seeded random offset in [0, jitter_s]; `duration_s` is how long the
-    fault stays before heal(); `params` overrides the action's parameter ranges.
+    fault stays before heal(); `params` overrides the action's parameter ranges; `stream`
+    is the direction a toxic acts on (upstream: client to server).
     """
 
     action: str
@@ -29,14 +30,20 @@ class FaultStep:
     duration_s: float = 0.0
     jitter_s: float = 0.0
     params: Mapping[str, ParamRange] = field(default_factory=dict)
+    stream: str = "downstream"
 
     def validate(self, where: str) -> None:
         if self.action not in ACTIONS:
             raise ConfigError(f"{where}.action", f"unknown fault action {self.action!r}",
                               f"use one of: {', '.join(sorted(ACTIONS))}")
-        if self.target not in TARGETS:
-            raise ConfigError(f"{where}.target", f"unknown target {self.target!r}",
-                              f"use one of: {', '.join(TARGETS)}")
+        targets = ACTIONS[self.action].targets
+        if self.target not in targets:
+            raise ConfigError(f"{where}.target",
+                              f"{self.action} cannot target {self.target!r}",
+                              f"use one of: {', '.join(targets)}")
+        if self.stream not in STREAMS:
+            raise ConfigError(f"{where}.stream", f"unknown stream {self.stream!r}",
+                              f"use one of: {', '.join(STREAMS)}")
         for name, value in (("at_s", self.at_s), ("duration_s", self.duration_s),
                             ("jitter_s", self.jitter_s)):
             if value < 0:

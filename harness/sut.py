@@ -1,9 +1,11 @@
-"""The system under test for one scenario: a broker, the publisher and the consumer,
-started through whichever runtime the run uses, plus HTTP clients to read their state."""
+"""The system under test for one scenario: a broker, a fault proxy carrying every link, the
+publisher and the consumer, started through whichever runtime the run uses, plus HTTP
+clients to read their state."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,19 @@ import httpx
 from harness.brokers.base import BrokerAdapter
 from harness.brokers.rabbitmq import RabbitMQAdapter
 from harness.errors import SetupError
-from harness.runtime.base import Component, Runtime, ServiceSpec
+from harness.faults.network import ClientProbe
+from harness.links import CONSUMER_BROKER, CONSUMER_PUBLISHER, RELAY_BROKER, Links
+from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
 from harness.runtime.rabbitmq_node import RabbitMQNode
 from harness.settings import RunSettings
 from harness.waiting import wait_until
 
 CONSUMER_NAME = "orders"
+
+
+def amqp_url(endpoint: Endpoint) -> str:
+    return f"amqp://guest:guest@{endpoint.address}/%2F"
 
 
 class SystemUnderTest:
@@ -38,11 +46,19 @@ class SystemUnderTest:
         assert isinstance(broker, RabbitMQNode)
         self.adapter = RabbitMQAdapter(broker.amqp_url)
 
+        proxy = self.runtime.fault_proxy(self.settings.seed)
+        self.components["faultproxy"] = proxy
+        proxy.start()
+        self.links = Links(proxy.endpoint())
         publisher_port, consumer_port = free_port(), free_port()
+        relay_link = self.links.create(RELAY_BROKER, broker.endpoint())
+        consumer_link = self.links.create(CONSUMER_BROKER, broker.endpoint())
+        api_link = self.links.create(CONSUMER_PUBLISHER, Endpoint("127.0.0.1", publisher_port))
+
         publisher = self.runtime.service(ServiceSpec(
             "publisher", "reference_services.publisher",
             ("--db-url", f"sqlite:///{self.work_dir / 'publisher.db'}",
-             "--broker-url", broker.amqp_url,
+             "--broker-url", amqp_url(relay_link),
              "--variant", self.settings.variant_for("publisher")),
             publisher_port))
         self.components["publisher"] = publisher
@@ -52,8 +68,8 @@ class SystemUnderTest:
             "consumer", "reference_services.consumer",
             ("--name", CONSUMER_NAME,
              "--db-url", f"sqlite:///{self.work_dir / 'consumer.db'}",
-             "--broker-url", broker.amqp_url,
-             "--publisher-url", publisher.endpoint().http_url(),
+             "--broker-url", amqp_url(consumer_link),
+             "--publisher-url", api_link.http_url(),
              "--variant", self.settings.variant_for("consumer")),
             consumer_port))
         self.components["consumer"] = consumer
@@ -76,6 +92,22 @@ class SystemUnderTest:
             client.close()
         if self.adapter is not None:
             self.adapter.close()
+
+    # -- what faults may reach (harness.faults.catalogue.FaultContext) ------------------
+    def component(self, name: str) -> Component:
+        return self.components[name]
+
+    def link_probe(self, link: str) -> ClientProbe | None:
+        """Client-side counters of the one link that carries no replication traffic (whose
+        faults replication lag cannot show): the consumer's checks against the publisher."""
+        if link != CONSUMER_PUBLISHER:
+            return None
+
+        def probe() -> Mapping[str, float]:
+            verifier = self._get_json(self.consumer_api, "/health")["verifier"]
+            return {k: float(verifier[k]) for k in ("runs", "failures", "latency_ms_total")}
+
+        return probe
 
     # -- observation ------------------------------------------------------------------
     def _get_json(self, client: httpx.Client, path: str, **params: Any) -> Any:

@@ -11,10 +11,12 @@ from scenarios import (
     consumer_crash,
     consumer_down_long,
     crash_points,
+    network_faults,
     steady_state,
 )
 
-MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage)
+MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage,
+           network_faults)
 
 
 def all_scenarios() -> dict[str, Scenario]:

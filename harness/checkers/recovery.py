@@ -1,7 +1,9 @@
 """What each fault did to replication, from recorded deliveries (pure functions).
 
-- impact: the worst lag of events written while the fault was active. A fault that lasts
-  seconds on the replication path and leaves lag untouched did not really happen.
+- impact: the worst lag of events written while the fault was active, against the lag
+  the fault should cause (`expected_lag_s` in its record, set by the runner; None when
+  the fault is judged by other evidence). A fault on the replication path that leaves lag
+  untouched did not really happen.
 - recovery_s: from the heal until every event written before the heal was processed.
 """
 
@@ -9,11 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-# A fault shorter than this is judged by its own evidence (e.g. an exit status) only.
-IMPACT_MIN_DURATION_S = 1.0
-# Lag that counts as felt: this share of the fault's duration.
-IMPACT_SHARE = 0.3
 
 
 def first_processing(deliveries: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -36,10 +33,11 @@ def assess_fault(fault: dict[str, Any], published: Sequence[dict[str, Any]],
     pending = [e for e in before_heal if e["event_id"] not in first]
     caught_up = max((first[e["event_id"]]["committed_at"] for e in before_heal
                      if e["event_id"] in first), default=end)
-    needs_impact = duration >= IMPACT_MIN_DURATION_S
-    felt = (not needs_impact) or max_lag >= IMPACT_SHARE * duration
+    expected = fault.get("expected_lag_s")
+    felt = expected is None or max_lag >= expected
     return {
         "window_s": round(duration, 3),
+        "expected_lag_s": expected,
         "events_in_window": len(in_window),
         "max_lag_in_window_s": round(max_lag, 3),
         "impact_observed": felt,

@@ -1,16 +1,33 @@
-"""Fault actions a scenario can schedule by name, and how each is built."""
+"""Fault actions a scenario can schedule by name, what they target, and how each is built."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from harness.faults.base import Fault
 from harness.faults.crash_point import CrashAtPoint
+from harness.faults.network import ClientProbe, LinkDown, ToxicFault
 from harness.faults.process import CrashMidBatch, KillProcess, PauseProcess, StopProcess
+from harness.links import LINKS, Links
 from harness.runtime.base import Component
 from reference_services.common.crashpoints import POINTS as CRASH_POINT_NAMES
+
+PROCESS_TARGETS = ("broker", "publisher", "consumer")
+LINK_TARGETS = LINKS
+STREAMS = ("upstream", "downstream")
+
+
+class FaultContext(Protocol):
+    """What a fault may reach in the system under test."""
+
+    links: Links
+
+    def component(self, name: str) -> Component: ...
+
+    def link_probe(self, link: str) -> ClientProbe | None: ...
 
 
 @dataclass(frozen=True)
@@ -24,39 +41,84 @@ class ParamRange:
         return self.low if self.low == self.high else rng.uniform(self.low, self.high)
 
 
-Builder = Callable[[Component, Mapping[str, float]], Fault]
+@dataclass(frozen=True)
+class FaultRequest:
+    target: str
+    params: Mapping[str, float]
+    stream: str
 
 
-def _crash_mid_batch(component: Component, params: Mapping[str, float]) -> Fault:
-    return CrashMidBatch(component, backlog_s=params["backlog_s"], delay_s=params["delay_s"])
+Builder = Callable[[FaultContext, FaultRequest], Fault]
 
 
 @dataclass(frozen=True)
 class FaultAction:
     build: Builder
     params: Mapping[str, ParamRange]  # accepted parameters and their defaults
+    targets: tuple[str, ...]
     description: str
 
 
-def _crash_point(point: str) -> Builder:
-    return lambda component, params: CrashAtPoint(component, point,
-                                                  int(params.get("after_hits", 1)))
+def _process(make: Callable[[Component, Mapping[str, float]], Fault]) -> Builder:
+    return lambda ctx, req: make(ctx.component(req.target), req.params)
 
+
+def _crash_point(point: str) -> Builder:
+    return _process(lambda c, p: CrashAtPoint(c, point, int(p.get("after_hits", 1))))
+
+
+def _toxic(toxic_type: str, integer_attributes: tuple[str, ...]) -> Builder:
+    def build(ctx: FaultContext, req: FaultRequest) -> Fault:
+        attributes = {k: round(v) for k, v in req.params.items()
+                      if k in integer_attributes}
+        toxicity = req.params.get("toxicity", 1.0)
+        return ToxicFault(ctx.links, req.target, toxic_type, req.stream, attributes,
+                          toxicity, ctx.link_probe(req.target))
+    return build
+
+
+def _fixed(**values: float) -> dict[str, ParamRange]:
+    return {k: ParamRange(v, v) for k, v in values.items()}
+
+
+# Toxic types and their default attributes: strong enough to be felt at 200 events/s.
+_TOXICS: dict[str, tuple[dict[str, ParamRange], str]] = {
+    "latency": (_fixed(latency=300, jitter=50), "adds latency (+-jitter) in ms"),
+    "bandwidth": (_fixed(rate=8), "caps the rate in KB/s"),
+    "slicer": (_fixed(average_size=16, size_variation=8, delay=2000),
+               "slices data into small writes with a delay (us) between them"),
+    "reset_peer": (_fixed(timeout=0), "resets connections (TCP RST) after timeout ms"),
+    "timeout": (_fixed(timeout=0), "drops data; closes after timeout ms (0: when removed)"),
+    "limit_data": (_fixed(bytes=2000), "closes each connection after that many bytes"),
+    "slow_close": (_fixed(delay=1000), "delays closing a connection by delay ms"),
+}
 
 ACTIONS: dict[str, FaultAction] = {
-    "kill": FaultAction(lambda c, _p: KillProcess(c), {}, "SIGKILL; heal restarts it"),
-    "stop": FaultAction(lambda c, _p: StopProcess(c), {}, "graceful stop; heal starts it"),
-    "pause": FaultAction(lambda c, _p: PauseProcess(c), {}, "SIGSTOP; heal sends SIGCONT"),
+    "kill": FaultAction(_process(lambda c, _p: KillProcess(c)), {}, PROCESS_TARGETS,
+                        "SIGKILL; heal restarts it"),
+    "stop": FaultAction(_process(lambda c, _p: StopProcess(c)), {}, PROCESS_TARGETS,
+                        "graceful stop; heal starts it"),
+    "pause": FaultAction(_process(lambda c, _p: PauseProcess(c)), {}, PROCESS_TARGETS,
+                         "SIGSTOP; heal sends SIGCONT"),
     "crash_mid_batch": FaultAction(
-        _crash_mid_batch,
+        _process(lambda c, p: CrashMidBatch(c, backlog_s=p["backlog_s"], delay_s=p["delay_s"])),
         {"backlog_s": ParamRange(0.6, 1.2), "delay_s": ParamRange(0.005, 0.03)},
+        ("consumer",),
         "freeze to build a backlog, thaw, SIGKILL while draining it; heal restarts it"),
     **{
         f"crash_point:{point}": FaultAction(
-            _crash_point(point), {"after_hits": ParamRange(1, 1)},
+            _crash_point(point),
+            {"after_hits": ParamRange(1, 1)},
+            ("publisher",) if point.startswith("relay.") else ("consumer",),
             f"the service SIGKILLs itself at {point}; heal restarts it")
         for point in sorted(CRASH_POINT_NAMES)
     },
+    "link_down": FaultAction(
+        lambda ctx, req: LinkDown(ctx.links, req.target, ctx.link_probe(req.target)),
+        {}, LINK_TARGETS, "cuts the link (proxy disabled); heal re-enables it"),
+    **{
+        name: FaultAction(_toxic(name, tuple(params)),
+                          {**params, "toxicity": ParamRange(1.0, 1.0)}, LINK_TARGETS, text)
+        for name, (params, text) in _TOXICS.items()
+    },
 }
-
-TARGETS = ("broker", "publisher", "consumer")

@@ -93,4 +93,8 @@ class Runtime(ABC):
     def service(self, spec: ServiceSpec) -> Component: ...
 
     @abstractmethod
+    def fault_proxy(self, seed: int, name: str = "faultproxy") -> Component:
+        """A Toxiproxy-API server; endpoint("main") is its HTTP API."""
+
+    @abstractmethod
     def close(self) -> None: ...

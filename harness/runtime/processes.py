@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
+from harness.runtime.ports import free_port
 from harness.runtime.process import ManagedProcess
 from harness.runtime.rabbitmq_node import RabbitMQNode, process_env
 
@@ -29,6 +30,7 @@ class ProcessRuntime(Runtime):
         self.env = process_env(work_dir)
         self._nodes: list[RabbitMQNode] = []
         self._services: list[ManagedProcess] = []
+        self._proxies: list[ManagedProcess] = []
 
     def rabbitmq(self, name: str = "rabbitmq") -> RabbitMQNode:
         node = RabbitMQNode(name, self.work_dir, self.env, self.on_event)
@@ -47,9 +49,23 @@ class ProcessRuntime(Runtime):
         self._services.append(proc)
         return proc
 
+    def fault_proxy(self, seed: int, name: str = "faultproxy") -> Component:
+        api = Endpoint("127.0.0.1", free_port())
+        argv = [sys.executable, "-m", "harness.faultproxy", "--host", api.host,
+                "--port", str(api.port), "--seed", str(seed)]
+        proc = ManagedProcess(
+            name, argv, self.env, self.work_dir / name, self.work_dir / f"{name}.log",
+            ready=lambda: http_ok(api.http_url() + "/version"),
+            endpoints={"main": api}, ready_timeout_s=15.0, on_event=self.on_event)
+        # Stopped last, after the services whose connections run through it.
+        self._proxies.append(proc)
+        return proc
+
     def close(self) -> None:
         # Services first (they hold broker connections), then brokers.
         for service in reversed(self._services):
             service.stop(timeout_s=5)
+        for proxy in self._proxies:
+            proxy.stop(timeout_s=5)
         for node in reversed(self._nodes):
             node.close()

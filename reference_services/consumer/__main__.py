@@ -15,6 +15,7 @@ from reference_services.consumer.app import create_app
 from reference_services.consumer.applier import Applier, RemoteProduct, ResyncUnavailable
 from reference_services.consumer.models import metadata
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
+from reference_services.consumer.verifier import Verifier
 
 VARIANTS = ("none", "ack_before_commit")
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publisher-url", default=os.environ.get(
         "CONSUMER_PUBLISHER_URL", "http://127.0.0.1:8080"))
     parser.add_argument("--prefetch", type=int, default=500)
+    parser.add_argument("--verify-interval-s", type=float, default=1.0,
+                        help="how often to check the replica against the publisher "
+                             "(0 disables)")
     parser.add_argument("--variant", default=os.environ.get("CONSUMER_VARIANT", "none"),
                         choices=VARIANTS)
     args = parser.parse_args(argv)
@@ -66,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     worker = RabbitWorker(applier, args.broker_url, args.name, variant=args.variant,
                           prefetch=args.prefetch)
     worker.start()
-    app = create_app(engines, worker, args.name, args.variant)
+    verifier = Verifier(engines.reader, client, args.verify_interval_s)
+    verifier.start()
+    app = create_app(engines, worker, verifier, args.name, args.variant)
 
     def on_stop() -> None:
+        verifier.stop()
         worker.stop()
         client.close()
 

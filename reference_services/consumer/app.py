@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -14,9 +15,11 @@ from reference_services.common.http import add_admin_routes, json_body, json_err
 from reference_services.consumer import queries
 from reference_services.consumer.models import orders
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
+from reference_services.consumer.verifier import Verifier
 
 
-def create_app(engines: Engines, worker: RabbitWorker, name: str, variant: str) -> Flask:
+def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier, name: str,
+               variant: str) -> Flask:
     app = Flask("consumer")
     add_admin_routes(app)
 
@@ -26,7 +29,12 @@ def create_app(engines: Engines, worker: RabbitWorker, name: str, variant: str) 
         return jsonify({"ok": True, "service": "consumer", "name": name, "variant": variant,
                         "worker": {"connected": stats.connected, "batches": stats.batches,
                                    "messages": stats.messages, "retries": stats.retries,
-                                   "last_error": stats.last_error}})
+                                   "last_error": stats.last_error},
+                        "verifier": asdict(verifier.stats)})
+
+    @app.post("/verify")
+    def verify() -> Any:
+        return jsonify(verifier.verify_once())
 
     @app.get("/stats")
     def stats() -> Any:

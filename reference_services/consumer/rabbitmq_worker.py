@@ -68,7 +68,7 @@ class RabbitWorker:
                 log.warning("consumer: %s; reconnecting in %.1fs", self.stats.last_error,
                             backoff_s)
                 self._stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 2.0)
+                backoff_s = min(backoff_s * 2, 1.0)
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(self.params)

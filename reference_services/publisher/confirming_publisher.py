@@ -90,7 +90,7 @@ class ConfirmingPublisher:
         return self._connection is not None and self._ready.is_set() and self._error is None
 
     # -- publishing ------------------------------------------------------------------
-    def publish_batch(self, messages: Sequence[OutgoingMessage], timeout_s: float = 10.0) -> None:
+    def publish_batch(self, messages: Sequence[OutgoingMessage], timeout_s: float = 5.0) -> None:
         if not messages:
             return
         connection = self._connection

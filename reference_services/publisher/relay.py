@@ -87,7 +87,7 @@ class Relay:
                     self._publisher.close()
                     self._publisher = None
                 self._stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 2.0)
+                backoff_s = min(backoff_s * 2, 1.0)
                 continue
             if sent == 0:
                 self._wake.wait(self.poll_interval_s)

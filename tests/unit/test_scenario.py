@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from harness.errors import ConfigError, HarnessError
-from harness.faults.catalogue import ACTIONS, TARGETS, ParamRange
+from harness.faults.catalogue import ACTIONS, LINK_TARGETS, PROCESS_TARGETS, ParamRange
 from harness.scenario import FaultStep, Scenario
 from scenarios import all_scenarios
 
@@ -40,10 +40,29 @@ def test_valid_scenario_builds() -> None:
     assert scenario.name == "x"
 
 
-@pytest.mark.parametrize("action", sorted(ACTIONS))
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize(("action", "target"),
+                         [(a, t) for a in sorted(ACTIONS) for t in ACTIONS[a].targets])
 def test_every_action_and_target_is_accepted(action: str, target: str) -> None:
     assert build(FaultStep(action, target, at_s=0)).faults[0].action == action
+
+
+@pytest.mark.parametrize(("action", "target"), [
+    ("kill", "relay_broker"), ("latency", "consumer"), ("crash_mid_batch", "broker"),
+    ("crash_point:relay.after_commit_before_publish", "consumer")])
+def test_action_on_wrong_kind_of_target_is_rejected(action: str, target: str) -> None:
+    with pytest.raises(ConfigError, match=r"faults\[0\]\.target") as info:
+        build(FaultStep(action, target, at_s=0))
+    assert "use one of" in str(info.value)
+
+
+def test_every_target_is_a_process_or_a_link() -> None:
+    targets = {t for a in ACTIONS.values() for t in a.targets}
+    assert targets == set(PROCESS_TARGETS) | set(LINK_TARGETS)
+
+
+def test_unknown_stream_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"faults\[0\]\.stream"):
+        build(FaultStep("latency", "relay_broker", at_s=0, stream="sideways"))
 
 
 def test_catalogue_scenarios_are_valid() -> None:

@@ -1,0 +1,81 @@
+"""Network links of the system under test, each through a named fault proxy.
+
+Every link that matters (relay -> broker, consumer -> broker, consumer -> publisher API)
+is a proxy on a Toxiproxy-API server: ours (`harness.faultproxy`) here, or the real
+Toxiproxy where it exists. The harness talks to it only through toxiproxy-python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from toxiproxy import Toxiproxy
+from toxiproxy.api import APIConsumer
+from toxiproxy.exceptions import NotFound, ProxyExists
+from toxiproxy.proxy import Proxy
+
+from harness.errors import FaultError
+from harness.runtime.base import Endpoint
+from harness.runtime.ports import free_port
+
+RELAY_BROKER = "relay_broker"
+CONSUMER_BROKER = "consumer_broker"
+CONSUMER_PUBLISHER = "consumer_publisher"
+LINKS = (RELAY_BROKER, CONSUMER_BROKER, CONSUMER_PUBLISHER)
+
+T = TypeVar("T")
+
+
+class Links:
+    def __init__(self, api: Endpoint) -> None:
+        self.api = api
+        self.client = Toxiproxy()
+        self.listen: dict[str, Endpoint] = {}
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        # toxiproxy-python keeps the server address in class attributes: point them at our
+        # server before every call, in case anything else in the process moved them.
+        APIConsumer.host, APIConsumer.port = self.api.host, self.api.port
+        try:
+            return action()
+        except (requests.RequestException, NotFound, ProxyExists) as exc:
+            raise FaultError(f"fault proxy at {self.api.address}: {what}: {exc}") from exc
+
+    def create(self, name: str, upstream: Endpoint) -> Endpoint:
+        listen = Endpoint("127.0.0.1", free_port())
+        self._call(f"create {name}", lambda: self.client.create(
+            upstream=upstream.address, name=name, listen=listen.address, enabled=True))
+        self.listen[name] = listen
+        return listen
+
+    def proxy(self, name: str) -> Proxy:
+        proxy = self._call(f"get {name}", lambda: self.client.get_proxy(name))
+        if proxy is None:
+            raise FaultError(f"no link named {name!r}; known: {', '.join(self.listen)}")
+        return proxy
+
+    def add_toxic(self, link: str, **toxic: Any) -> None:
+        proxy = self.proxy(link)
+        self._call(f"add toxic to {link}", lambda: proxy.add_toxic(**toxic))
+
+    def remove_toxic(self, link: str, toxic_name: str) -> None:
+        proxy = self.proxy(link)
+        try:
+            self._call(f"remove toxic from {link}", lambda: proxy.destroy_toxic(toxic_name))
+        except FaultError as exc:
+            if not isinstance(exc.__cause__, NotFound):
+                raise  # already gone is what heal() wants; anything else is a real failure
+
+    def toxic_names(self, link: str) -> list[str]:
+        proxy = self.proxy(link)
+        return list(self._call(f"list toxics of {link}", proxy.toxics).keys())
+
+    def set_enabled(self, link: str, enabled: bool) -> None:
+        proxy = self.proxy(link)
+        self._call(f"{'enable' if enabled else 'disable'} {link}",
+                   proxy.enable if enabled else proxy.disable)
+
+    def is_enabled(self, link: str) -> bool:
+        return bool(self.proxy(link).enabled)

@@ -1,0 +1,82 @@
+"""network_faults: every toxic on every link, one after another under load.
+
+Each link gets latency, a bandwidth cap, slicing, connection resets, a black hole
+(timeout), a byte limit per connection and a cut (link_down), two seconds each, one second
+apart. Nothing may be lost; lag grows during each fault and recovers after it.
+slow_close is left out: it only delays a close, which replication does not notice (the
+fault-proxy conformance tests cover it).
+
+link_partition cuts the relay's link, then the consumer's, for 4 s each.
+"""
+
+from harness.faults.catalogue import ParamRange
+from harness.links import CONSUMER_BROKER, CONSUMER_PUBLISHER, RELAY_BROKER
+from harness.scenario import FaultStep, Scenario
+from harness.workload import WorkloadSpec
+
+# The direction that carries the link's main traffic: publishes go up the relay's link,
+# deliveries and API answers come down the consumer's.
+_MAIN_STREAM = {RELAY_BROKER: "upstream", CONSUMER_BROKER: "downstream",
+                CONSUMER_PUBLISHER: "downstream"}
+
+_STEPS: tuple[tuple[str, dict[str, ParamRange]], ...] = (
+    ("latency", {}),
+    ("bandwidth", {}),
+    ("slicer", {}),
+    ("reset_peer", {}),
+    ("timeout", {}),
+    ("limit_data", {}),
+    ("link_down", {}),
+)
+
+
+def _fixed(**values: float) -> dict[str, ParamRange]:
+    return {k: ParamRange(v, v) for k, v in values.items()}
+
+
+# The publisher API link carries small answers (a snapshot is ~300 bytes over keep-alive
+# connections), so the throttles must be harsher there for its client to feel them.
+_OVERRIDES: dict[str, dict[str, dict[str, ParamRange]]] = {
+    CONSUMER_PUBLISHER: {
+        "bandwidth": _fixed(rate=1),
+        "slicer": _fixed(average_size=8, size_variation=4, delay=20000),
+        "limit_data": _fixed(bytes=100),
+    },
+}
+
+
+def _schedule(link: str) -> tuple[FaultStep, ...]:
+    return tuple(
+        FaultStep(action, link, at_s=1.5 + 3.0 * index, duration_s=2.0,
+                  params={**params, **_OVERRIDES.get(link, {}).get(action, {})},
+                  stream="downstream" if action == "latency" else _MAIN_STREAM[link])
+        for index, (action, params) in enumerate(_STEPS)
+    )
+
+
+def _network_scenario(name: str, link: str, what: str) -> Scenario:
+    return Scenario(
+        name=name,
+        description=f"each toxic on {what} for 2 s under load; nothing lost, lag recovers",
+        workload=WorkloadSpec(rate_per_s=150, duration_s=3.0 * len(_STEPS) + 1.5,
+                              initial_products=50),
+        faults=_schedule(link),
+        converge_timeout_s=40,
+    )
+
+
+SCENARIOS = (
+    _network_scenario("network_faults_relay", RELAY_BROKER, "the relay -> broker link"),
+    _network_scenario("network_faults_consumer", CONSUMER_BROKER,
+                      "the consumer -> broker link"),
+    _network_scenario("network_faults_publisher_api", CONSUMER_PUBLISHER,
+                      "the consumer -> publisher API link"),
+    Scenario(
+        name="link_partition",
+        description="relay -> broker link down 4 s, then consumer -> broker link down 4 s",
+        workload=WorkloadSpec(rate_per_s=200, duration_s=12, initial_products=50),
+        faults=(FaultStep("link_down", RELAY_BROKER, at_s=1.5, duration_s=4.0),
+                FaultStep("link_down", CONSUMER_BROKER, at_s=7.0, duration_s=4.0)),
+        converge_timeout_s=40,
+    ),
+)

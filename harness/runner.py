@@ -25,6 +25,7 @@ from harness.faults.network import ToxicFault
 from harness.history import History, read_history
 from harness.links import CONSUMER_PUBLISHER
 from harness.metrics import replication_metrics
+from harness.repair import detect_and_repair
 from harness.results import ScenarioResult
 from harness.runtime.processes import ProcessRuntime
 from harness.scenario import FaultStep, Scenario
@@ -57,7 +58,7 @@ def expected_lag_s(fault: Fault, target: str, duration_s: float) -> float | None
     """The replication lag a fault must cause to count as felt, or None when replication
     lag cannot show it (the publisher API link carries no events; a dead publisher API
     makes writes fail instead of slowing them)."""
-    if target in ("publisher", CONSUMER_PUBLISHER):
+    if target in ("publisher", CONSUMER_PUBLISHER) or not fault.slows_replication:
         return None
     if isinstance(fault, ToxicFault) and fault.toxic_type == "latency":
         return round(0.8 * float(fault.attributes.get("latency", 0)) / 1000, 3)
@@ -136,16 +137,23 @@ class ScenarioRun:
         self.progress(f"load done: {stats.succeeded} writes ok, {stats.failed} failed; "
                       "waiting for convergence")
 
+        integrity = None
+        if scenario.repair is not None:
+            integrity = detect_and_repair(
+                sut, scenario.repair, history, scenario.converge_timeout_s,
+                lambda: self._snapshots_equal(sut), self.progress)
+            load_ended = time.monotonic()
         convergence = self._await_convergence(sut, load_ended)
         self._collect_and_check(sut, history, convergence, stats.attempted,
-                                len(plan), load_ended - load_started)
+                                len(plan), load_ended - load_started, integrity)
 
     # -- faults --------------------------------------------------------------------------
     def _apply_fault(self, stack: ExitStack, history: History, sut: SystemUnderTest,
                      planned: PlannedFault) -> None:
         step = planned.step
+        rng = random.Random(f"{self.settings.seed}:{self.scenario.name}:{planned.at_s}")
         fault: Fault = ACTIONS[step.action].build(
-            sut, FaultRequest(step.target, planned.params, step.stream))
+            sut, FaultRequest(step.target, planned.params, step.stream, rng))
         stack.callback(fault.heal)
         self.progress(f"fault: {fault.name} {planned.params or ''}".rstrip())
         injected_at = time.time()
@@ -159,7 +167,8 @@ class ScenarioRun:
                   "healed_at": healed_at, "params": planned.params,
                   "expected_lag_s": expected_lag_s(fault, step.target,
                                                    healed_at - injected_at),
-                  "verified": evidence.verified, "evidence": evidence.description}
+                  "verified": evidence.verified, "evidence": evidence.description,
+                  **fault.details()}
         history.record("fault", **record)
         self.result.faults.append(record)
 
@@ -204,7 +213,8 @@ class ScenarioRun:
 
     def _collect_and_check(self, sut: SystemUnderTest, history: History,
                            converged_after_s: float | None, ops_attempted: int,
-                           faults_planned: int, load_s: float) -> None:
+                           faults_planned: int, load_s: float,
+                           integrity: dict[str, Any] | None) -> None:
         scenario = self.scenario
         if converged_after_s is not None:
             self.progress(f"converged {converged_after_s:.2f}s after the load; "
@@ -212,8 +222,10 @@ class ScenarioRun:
             time.sleep(scenario.settle_s)
         source, replica = sut.source_rows(), sut.replica_rows()
         published, deliveries = sut.published_events(), sut.deliveries()
+        dead_letters = sut.dead_letters()
         for name, data in (("source", source), ("replica", replica),
-                           ("published", published), ("deliveries", deliveries)):
+                           ("published", published), ("deliveries", deliveries),
+                           ("dead_letters", dead_letters)):
             (self.dir / f"{name}.json").write_text(json.dumps(data))
         history.record("final_state", source_rows=len(source), replica_rows=len(replica),
                        published=len(published), deliveries=len(deliveries))
@@ -232,9 +244,33 @@ class ScenarioRun:
                 f"matched, then diverged within the {scenario.settle_s:.1f}s settle window: "
                 + convergence.details, convergence.counterexample)
         self.result.faults = assess_faults(self.result.faults, published, deliveries)
+        repaired = repaired_ids(integrity)
+        poison: dict[str, int] = {}
+        for fault_record in self.result.faults:
+            for kind, count in fault_record.get("poison", {}).items():
+                poison[kind] = poison.get(kind, 0) + count
+        reasons = {k: v for f in self.result.faults
+                   for k, v in f.get("expected_reasons", {}).items()}
+        # Events an injected fault destroyed on purpose are not the system's loss; the
+        # integrity checks judge what became of them.
+        dropped = {(d["aggregate_id"], d["version"]) for f in self.result.faults
+                   for d in f.get("relay_fault", {}).get("dropped", [])}
+        kept = [e for e in published if (e["aggregate_id"], e["version"]) not in dropped]
         checks = [checkers.progress(ops), convergence,
-                  checkers.no_lost_updates(published, deliveries),
-                  checkers.effect_once(published, deliveries)]
+                  _noting(checkers.no_lost_updates(kept, deliveries, repaired), dropped),
+                  _noting(checkers.effect_once(kept, deliveries, repaired), dropped),
+                  checkers.no_stale_overwrite(deliveries),
+                  checkers.accounting(deliveries, dead_letters, poison or None,
+                                      reasons or None)]
+        if integrity is not None:
+            checks.append(checkers.integrity_restored(
+                integrity.get("detected_ids"), integrity["true_ids"],
+                bool(integrity.get("converged_after_repair")), integrity["resync"]))
+            self.result.metrics["integrity"] = {
+                k: integrity.get(k) for k in ("outcome", "description", "comparisons",
+                                              "kinds", "repair_s", "converged_after_repair")}
+            self.result.metrics["integrity"]["found"] = len(integrity.get("detected_ids") or [])
+            self.result.metrics["integrity"]["truly_diverged"] = len(integrity["true_ids"])
         if faults_planned:
             checks.append(checkers.fault_was_active(self.result.faults, faults_planned))
         for check in checks:
@@ -255,6 +291,26 @@ class ScenarioRun:
             # None (never caught up) dominates: the report must not hide it behind a max.
             self.result.metrics["recovery_s"] = (None if None in recoveries
                                                  else max(r for r in recoveries if r is not None))
+
+
+def _noting(check: checkers.CheckResult, dropped: set[tuple[str, int]]) -> checkers.CheckResult:
+    if not dropped:
+        return check
+    return checkers.CheckResult(
+        check.name, check.ok,
+        f"{check.details} ({len(dropped)} events dropped on purpose by the injected fault "
+        "are left to the integrity checks)", check.counterexample)
+
+
+def repaired_ids(integrity: dict[str, Any] | None) -> set[int] | None:
+    """Ids a resync rewrote: their lost events were superseded by the repair. A full resync
+    rewrites every product (None = all)."""
+    if integrity is None:
+        return set()
+    if integrity["resync"] == "full":
+        return None
+    report = integrity.get("resync_report", {})
+    return set(report.get("changed_ids", [])) | set(integrity.get("detected_ids") or [])
 
 
 def _read_ops(path: Path) -> list[dict[str, Any]]:

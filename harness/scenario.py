@@ -68,6 +68,20 @@ class FaultStep:
 
 
 @dataclass(frozen=True)
+class Repair:
+    """After the load: detect divergence with the consumer's integrity verification, then
+    trigger a resync by hand, as an operator would once the cause is understood: partial
+    (the ids verification found) or full."""
+
+    resync: str = "partial"
+
+    def validate(self, where: str) -> None:
+        if self.resync not in ("partial", "full"):
+            raise ConfigError(f"{where}.resync", f"unknown resync kind {self.resync!r}",
+                              "use 'partial' or 'full'")
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -75,8 +89,11 @@ class Scenario:
     faults: tuple[FaultStep, ...] = ()
     converge_timeout_s: float = 30.0
     settle_s: float = 1.0
+    repair: Repair | None = None
 
     def __post_init__(self) -> None:
+        if self.repair is not None:
+            self.repair.validate(f"{self.name}.repair")
         if not self.name.isidentifier():
             raise ConfigError("name", f"{self.name!r} is not a valid scenario name",
                               "use lowercase letters, digits and underscores")

@@ -94,8 +94,25 @@ class SystemUnderTest:
             self.adapter.close()
 
     # -- what faults may reach (harness.faults.catalogue.FaultContext) ------------------
+    consumer_name = CONSUMER_NAME
+
     def component(self, name: str) -> Component:
         return self.components[name]
+
+    @property
+    def broker(self) -> BrokerAdapter:
+        assert self.adapter is not None, "start() first"
+        return self.adapter
+
+    def recent_event_bodies(self, count: int) -> list[bytes]:
+        """The last `count` published events, encoded exactly as the relay sends them."""
+        high = int(self.source_snapshot()["high_water_mark"])
+        events = self._get_json(self.publisher_api, "/events", after=max(0, high - count),
+                                limit=count)
+        keys = ("event_id", "type", "aggregate_id", "version", "sequence", "occurred_at",
+                "schema_version", "payload")
+        return [json.dumps({k: e[k] for k in keys}, separators=(",", ":")).encode()
+                for e in events]
 
     def link_probe(self, link: str) -> ClientProbe | None:
         """Client-side counters of the one link that carries no replication traffic (whose
@@ -151,6 +168,9 @@ class SystemUnderTest:
                 return items
             items.extend(page)
             after = page[-1][key]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return list(self._get_json(self.consumer_api, "/dead-letters", limit=100000))
 
     def published_events(self) -> list[dict[str, Any]]:
         return self._paged(self.publisher_api, "/events", "sequence")

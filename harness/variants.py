@@ -28,11 +28,24 @@ VARIANTS: dict[str, Variant] = {
         Variant("mark_sent_before_confirm", "publisher",
                 "the relay marks outbox rows sent before the broker confirmed them: a batch "
                 "lost on the way is never published again",
-                ("network_faults",)),
+                ("network_faults_relay",)),
         Variant("dual_write", "publisher",
                 "publishes from the request after the database commit, without the outbox: "
                 "events written while the broker is unreachable are lost",
                 ("broker_outage_stop", "broker_outage_kill")),
+        Variant("no_dedupe", "consumer",
+                "skips the inbox check: a redelivered event is processed again",
+                ("duplicates",)),
+        Variant("no_version_check", "consumer",
+                "applies whatever arrives last: an older version overwrites a newer one",
+                ("reordering",)),
+        Variant("poison_requeue_loop", "consumer",
+                "hands unprocessable messages back to the broker instead of dead-lettering "
+                "them: they come back forever and block their batch",
+                ("poison_payloads",)),
+        Variant("truncate_names", "consumer",
+                "cuts product names to 8 characters in every write to the replica",
+                ("steady_state",)),
     )
 }
 

@@ -11,12 +11,14 @@ from scenarios import (
     consumer_crash,
     consumer_down_long,
     crash_points,
+    message_chaos,
     network_faults,
+    out_of_sync,
     steady_state,
 )
 
 MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage,
-           network_faults)
+           network_faults, message_chaos, out_of_sync)
 
 
 def all_scenarios() -> dict[str, Scenario]:

@@ -2,12 +2,21 @@
 
 The reference services have their own client code; an adapter is the harness's side:
 observing queues and consumer lag, and the broker-level operations faults use.
+
+Every operation names a consumer; the adapter maps it to the broker's notion of that
+consumer's subscription (a queue in RabbitMQ, a consumer group's position in Kafka).
 """
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+ReleaseOrder = Literal["fifo", "reversed", "shuffled"]
+RELEASE_ORDERS: tuple[ReleaseOrder, ...] = ("fifo", "reversed", "shuffled")
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,44 @@ class BrokerAdapter(ABC):
     @abstractmethod
     def purge(self, consumer_name: str) -> int:
         """Drop every message waiting for that consumer; returns how many were dropped."""
+
+    @abstractmethod
+    def delete_queue(self, consumer_name: str) -> int:
+        """Destroy that consumer's subscription with everything waiting in it, as a broker
+        that lost its data would; returns how many messages were lost.
+
+        The consumer recreates its subscription when it next (re)connects; events
+        published before that never reach it.
+        """
+
+    @abstractmethod
+    def publish_raw(self, consumer_name: str, bodies: Sequence[bytes]) -> None:
+        """Deliver these exact bytes, durably and in this order, to that one consumer only
+        (no other consumer sees them). Returns once the broker has accepted every one."""
+
+    @abstractmethod
+    def divert(self, consumer_name: str) -> None:
+        """From now on, hold back new events for that consumer instead of delivering them.
+
+        Nothing is lost while diverted: events accumulate at the broker until `release`.
+        Messages already waiting for the consumer stay where they are. Diverting a
+        consumer that is already diverted changes nothing.
+        """
+
+    @abstractmethod
+    def release(self, consumer_name: str, order: ReleaseOrder,
+                rng: random.Random | None = None) -> int:
+        """Undo `divert`: deliver new events to the consumer again, then hand it every
+        held event in `order` ("fifo": as published; "reversed": newest first;
+        "shuffled": permuted with `rng`, which is then required). Returns how many held
+        events were handed over; 0 when the consumer is not diverted, so calling it twice
+        is harmless. Delivery is at-least-once: an event published at the very moment of
+        a switch may reach the consumer twice, never zero times.
+        """
+
+    @abstractmethod
+    def dead_letter_depth(self, consumer_name: str) -> int:
+        """Messages waiting in that consumer's dead-letter destination."""
 
     @abstractmethod
     def close(self) -> None: ...

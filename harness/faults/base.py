@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class Evidence:
 
 class Fault(ABC):
     name: str
+    # Whether replication lag must show this fault (outages, throttles, holds). A fault
+    # that corrupts or drops data instead is judged by its own evidence.
+    slows_replication: bool = True
 
     @abstractmethod
     def inject(self) -> None: ...
@@ -30,3 +34,7 @@ class Fault(ABC):
 
     @abstractmethod
     def evidence(self) -> Evidence: ...
+
+    def details(self) -> dict[str, Any]:
+        """Extra data for the fault's record (e.g. what was injected, for checkers)."""
+        return {}

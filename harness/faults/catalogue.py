@@ -7,10 +7,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from harness.brokers.base import BrokerAdapter
 from harness.faults.base import Fault
 from harness.faults.crash_point import CrashAtPoint
+from harness.faults.messages import (
+    POISON_KINDS,
+    BrokerDataLoss,
+    DuplicateDelivery,
+    PoisonMessages,
+    Reorder,
+)
 from harness.faults.network import ClientProbe, LinkDown, ToxicFault
 from harness.faults.process import CrashMidBatch, KillProcess, PauseProcess, StopProcess
+from harness.faults.publisher import ConsumerBug, DataLossWhileDown, RelayMisbehaves
 from harness.links import LINKS, Links
 from harness.runtime.base import Component
 from reference_services.common.crashpoints import POINTS as CRASH_POINT_NAMES
@@ -24,6 +33,12 @@ class FaultContext(Protocol):
     """What a fault may reach in the system under test."""
 
     links: Links
+    consumer_name: str
+
+    @property
+    def broker(self) -> BrokerAdapter: ...
+
+    def recent_event_bodies(self, count: int) -> list[bytes]: ...
 
     def component(self, name: str) -> Component: ...
 
@@ -46,6 +61,7 @@ class FaultRequest:
     target: str
     params: Mapping[str, float]
     stream: str
+    rng: random.Random  # for faults that make random choices (poison kinds, order)
 
 
 Builder = Callable[[FaultContext, FaultRequest], Fault]
@@ -113,6 +129,45 @@ ACTIONS: dict[str, FaultAction] = {
             f"the service SIGKILLs itself at {point}; heal restarts it")
         for point in sorted(CRASH_POINT_NAMES)
     },
+    "duplicate": FaultAction(
+        lambda ctx, req: DuplicateDelivery(
+            ctx.broker, ctx.consumer_name,
+            lambda: ctx.recent_event_bodies(int(req.params["events"])),
+            int(req.params["copies"])),
+        {"events": ParamRange(300, 300), "copies": ParamRange(2, 2)}, ("consumer",),
+        "delivers the last `events` published events `copies` more times"),
+    "reorder": FaultAction(
+        lambda ctx, req: Reorder(ctx.broker, ctx.consumer_name, req.rng), {}, ("consumer",),
+        "holds the consumer's events for the fault's duration, then delivers them newest "
+        "first"),
+    "poison": FaultAction(
+        lambda ctx, req: PoisonMessages(ctx.broker, ctx.consumer_name,
+                                        POISON_KINDS * int(req.params["per_kind"]), req.rng),
+        {"per_kind": ParamRange(1, 1)}, ("consumer",),
+        f"injects poison messages of every kind ({', '.join(POISON_KINDS)})"),
+    "broker_data_loss": FaultAction(
+        lambda ctx, req: DataLossWhileDown(
+            ctx.component("consumer"),
+            BrokerDataLoss(ctx.broker, ctx.consumer_name,
+                           "delete" if req.params["delete_queue"] else "purge"),
+            req.params["backlog_s"]),
+        {"backlog_s": ParamRange(2.0, 2.0), "delete_queue": ParamRange(0, 0)},
+        ("consumer",),
+        "stops the consumer, lets a backlog build, purges (or deletes) its queue; heal "
+        "starts it"),
+    "relay_drop": FaultAction(
+        lambda ctx, req: RelayMisbehaves(ctx.component("publisher"), "drop",
+                                         int(req.params["count"])),
+        {"count": ParamRange(40, 40)}, ("publisher",),
+        "the relay marks the next `count` events sent without publishing them"),
+    "relay_corrupt": FaultAction(
+        lambda ctx, req: RelayMisbehaves(ctx.component("publisher"), "corrupt",
+                                         int(req.params["count"])),
+        {"count": ParamRange(30, 30)}, ("publisher",),
+        "the relay sends the next `count` upserts with wrong, valid-looking values"),
+    "consumer_bug": FaultAction(
+        lambda ctx, req: ConsumerBug(ctx.component("consumer")), {}, ("consumer",),
+        "deploys a consumer defect (names truncated in every write); heal deploys the fix"),
     "link_down": FaultAction(
         lambda ctx, req: LinkDown(ctx.links, req.target, ctx.link_probe(req.target)),
         {}, LINK_TARGETS, "cuts the link (proxy disabled); heal re-enables it"),

@@ -21,6 +21,19 @@ def json_body() -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def parse_bounds(spec: str, limit: int = 4096) -> list[tuple[int, int]]:
+    """"0-100,100-200" -> [(0, 100), (100, 200)]; raises ValueError naming the bad part."""
+    bounds = []
+    for part in filter(None, spec.split(",")):
+        lo, sep, hi = part.partition("-")
+        if not sep or not lo.isdigit() or not hi.isdigit() or int(lo) > int(hi):
+            raise ValueError(f"bad range {part!r}: write lo-hi with 0 <= lo <= hi")
+        bounds.append((int(lo), int(hi)))
+    if not bounds or len(bounds) > limit:
+        raise ValueError(f"give between 1 and {limit} ranges as bounds=lo-hi,lo-hi")
+    return bounds
+
+
 def serve_until_signalled(app: Flask, host: str, port: int, on_stop: Callable[[], None],
                           service: str) -> None:
     """Serve `app` on a threaded server until SIGTERM/SIGINT, then run `on_stop` and return.

@@ -15,9 +15,11 @@ from reference_services.consumer.app import create_app
 from reference_services.consumer.applier import Applier, RemoteProduct, ResyncUnavailable
 from reference_services.consumer.models import metadata
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
+from reference_services.consumer.resync import Resyncer, ResyncError
 from reference_services.consumer.verifier import Verifier
 
-VARIANTS = ("none", "ack_before_commit")
+VARIANTS = ("none", "ack_before_commit", "no_dedupe", "no_version_check",
+            "poison_requeue_loop", "truncate_names")
 
 
 def make_fetcher(publisher_url: str) -> httpx.Client:
@@ -52,27 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     metadata.create_all(engines.writer)
     client = make_fetcher(args.publisher_url)
 
+    resyncer: Resyncer | None = None
+
     def fetch_product(product_id: int) -> RemoteProduct | None:
+        assert resyncer is not None
         try:
-            response = client.get(f"/products/{product_id}")
-        except httpx.HTTPError as exc:
-            raise ResyncUnavailable(f"publisher unreachable: {exc}") from exc
-        if response.status_code == 404:
-            return None
-        body = response.json()
-        if response.status_code == 410:
-            return RemoteProduct(version=body["version"], deleted=True)
-        if response.status_code != 200:
-            raise ResyncUnavailable(f"publisher answered {response.status_code}")
-        return RemoteProduct(version=body["version"], deleted=False, fields=body)
+            return resyncer.fetch(product_id)
+        except ResyncError as exc:
+            raise ResyncUnavailable(str(exc)) from exc
 
     applier = Applier(engines.writer, fetch_product, args.variant)
+    resyncer = Resyncer(applier, client)
     worker = RabbitWorker(applier, args.broker_url, args.name, variant=args.variant,
                           prefetch=args.prefetch)
     worker.start()
     verifier = Verifier(engines.reader, client, args.verify_interval_s)
     verifier.start()
-    app = create_app(engines, worker, verifier, args.name, args.variant)
+    app = create_app(engines, worker, verifier, resyncer, args.name)
 
     def on_stop() -> None:
         verifier.stop()

@@ -11,30 +11,67 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from reference_services.common.db import Engines
-from reference_services.common.http import add_admin_routes, json_body, json_error
+from reference_services.common.http import (
+    add_admin_routes,
+    json_body,
+    json_error,
+    parse_bounds,
+)
 from reference_services.consumer import queries
 from reference_services.consumer.models import orders
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
+from reference_services.consumer.resync import Resyncer, ResyncError
 from reference_services.consumer.verifier import Verifier
 
 
-def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier, name: str,
-               variant: str) -> Flask:
+def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier,
+               resyncer: Resyncer, name: str) -> Flask:
     app = Flask("consumer")
     add_admin_routes(app)
 
     @app.get("/health")
     def health() -> Any:
         stats = worker.stats
-        return jsonify({"ok": True, "service": "consumer", "name": name, "variant": variant,
+        return jsonify({"ok": True, "service": "consumer", "name": name,
+                        "variant": resyncer.applier.variant,
                         "worker": {"connected": stats.connected, "batches": stats.batches,
                                    "messages": stats.messages, "retries": stats.retries,
                                    "last_error": stats.last_error},
                         "verifier": asdict(verifier.stats)})
 
+    @app.post("/resync")
+    def resync() -> Any:
+        """{"ids": [..]} for a partial resync, {"full": true} for a full one."""
+        body = json_body()
+        try:
+            if body.get("full") is True:
+                report = resyncer.full()
+            elif isinstance(body.get("ids"), list) and body["ids"] and all(
+                    isinstance(i, int) and not isinstance(i, bool) for i in body["ids"]):
+                report = resyncer.partial(body["ids"])
+            else:
+                return json_error(400, 'give {"ids": [1, 2, ...]} or {"full": true}')
+        except ResyncError as exc:
+            return json_error(503, str(exc))
+        return jsonify(report.to_dict())
+
+    @app.get("/resync")
+    def resync_history() -> Any:
+        return jsonify(resyncer.history[-100:])
+
+    @app.post("/admin/variant")
+    def set_variant() -> Any:
+        """Switch a bug variant on or off in place: how a scenario "deploys the fix"."""
+        variant = str(json_body().get("variant", ""))
+        if variant not in ("none", "truncate_names", "no_dedupe", "no_version_check"):
+            return json_error(400, f"variant {variant!r} cannot be switched at run time")
+        resyncer.applier.variant = variant
+        return jsonify({"variant": variant})
+
     @app.post("/verify")
     def verify() -> Any:
-        return jsonify(verifier.verify_once())
+        """Integrity check against the publisher; {"bisect": true} also finds the ids."""
+        return jsonify(verifier.verify_once(bisect=bool(json_body().get("bisect"))))
 
     @app.get("/stats")
     def stats() -> Any:
@@ -43,6 +80,14 @@ def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier, name:
     @app.get("/replica/snapshot")
     def snapshot() -> Any:
         return jsonify(queries.replica_snapshot(engines.reader))
+
+    @app.get("/replica/ranges")
+    def replica_ranges() -> Any:
+        try:
+            bounds = parse_bounds(request.args.get("bounds", ""))
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        return jsonify(queries.replica_range_hashes(engines.reader, bounds))
 
     @app.get("/replica/export")
     def export() -> Response:

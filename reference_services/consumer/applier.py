@@ -10,6 +10,7 @@ before it; if that version never arrived, the product is fetched from the publis
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from reference_services.common import envelope as env
 from reference_services.common.crashpoints import CRASH_POINTS
+from reference_services.common.dataset import row_hash_parts
 from reference_services.consumer.models import dead_letters, deliveries, inbox, replica_products
 
 
@@ -70,8 +72,15 @@ class Applier:
         self.writer = writer
         self.fetch_product = fetch_product
         self.variant = variant
+        # Held by every writer of the replica (batches and resyncs), so a resync never
+        # interleaves with a batch. Re-entrant: a full resync applies its catch-up batches.
+        self.lock = threading.RLock()
 
     def apply_batch(self, messages: Sequence[IncomingMessage]) -> BatchResult:
+        with self.lock:
+            return self._apply_batch(messages)
+
+    def _apply_batch(self, messages: Sequence[IncomingMessage]) -> BatchResult:
         decoded: list[env.Envelope | env.EnvelopeError] = []
         for message in messages:
             try:
@@ -93,10 +102,15 @@ class Applier:
                     outcomes.append("dead_lettered")
                     delivery_rows.append(_delivery(None, "dead_lettered", message, now))
                     continue
-                if item.event_id in seen:
+                if item.event_id in seen and self.variant != "no_dedupe":
                     outcome = "deduplicated"
                 else:
                     outcome = self._apply(item, rows, dirty)
+                    if item.event_id in seen:
+                        # BUG (variant no_dedupe) reached here: processed a second time.
+                        delivery_rows.append(_delivery(item, outcome, message, now))
+                        outcomes.append(outcome)
+                        continue
                     seen.add(item.event_id)
                     inbox_rows.append({"event_id": item.event_id, "type": item.type,
                                        "aggregate_id": item.aggregate_id,
@@ -104,14 +118,24 @@ class Applier:
                                        "raw": message.body.decode()})
                 outcomes.append(outcome)
                 delivery_rows.append(_delivery(item, outcome, message, now))
-            _upsert(conn, replica_products, [{"id": i, **rows[i]} for i in sorted(dirty)],
-                    "id", [c.name for c in replica_products.columns if c.name != "id"])
+            self.write_rows(conn, [{"id": i, **rows[i]} for i in sorted(dirty)])
             if inbox_rows:
                 conn.execute(inbox.insert(), inbox_rows)
             if delivery_rows:
                 conn.execute(deliveries.insert(), delivery_rows)
             CRASH_POINTS.hit("consumer.before_commit")
         return BatchResult(outcomes)
+
+    def write_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """The one place replica rows are written (apply and resync alike)."""
+        if self.variant == "truncate_names":
+            # BUG (variant): a consumer-side defect that corrupts what it stores, in every
+            # write path, resync included: re-syncing before the fix repairs nothing.
+            rows = [{**r, "name": r["name"][:8]} for r in rows]
+        _upsert(conn, replica_products,
+                [_with_hashes(r["id"], {k: v for k, v in r.items() if k != "id"})
+                 for r in rows],
+                "id", [c.name for c in replica_products.columns if c.name != "id"])
 
     # -- steps -----------------------------------------------------------------------
     @staticmethod
@@ -131,13 +155,16 @@ class Applier:
             chunk = id_list[start:start + 500]
             for row in conn.execute(select(replica_products)
                                     .where(replica_products.c.id.in_(chunk))):
-                rows[row.id] = {c: getattr(row, c) for c in row._fields if c != "id"}
+                rows[row.id] = {c: getattr(row, c) for c in row._fields
+                                if c not in ("id", "h1", "h2")}
         return rows
 
     def _apply(self, event: env.Envelope, rows: dict[int, dict[str, Any]],
                dirty: set[int]) -> str:
         pid = event.product_id
         current = rows.get(pid)
+        if self.variant == "no_version_check":
+            return self._apply_blindly(event, rows, dirty)
         if current is not None and event.version <= current["version"]:
             return "stale"
         if event.type == env.PRODUCT_UPSERTED:
@@ -152,6 +179,23 @@ class Applier:
                          "version": event.version}
         else:
             return self._resync_one(pid, event.version, rows, dirty)
+        dirty.add(pid)
+        return "applied"
+
+    def _apply_blindly(self, event: env.Envelope, rows: dict[int, dict[str, Any]],
+                       dirty: set[int]) -> str:
+        """BUG (variant no_version_check): whatever arrives last wins, deltas always add."""
+        pid = event.product_id
+        current = rows.get(pid)
+        base = current or {k: ("" if t is str else 0) for k, t in env.PRODUCT_FIELDS.items()}
+        if event.type == env.PRODUCT_UPSERTED:
+            rows[pid] = {**{k: event.payload[k] for k in env.PRODUCT_FIELDS},
+                         "version": event.version, "deleted": False}
+        elif event.type == env.PRODUCT_DELETED:
+            rows[pid] = {**base, "version": event.version, "deleted": True}
+        else:
+            rows[pid] = {**base, "stock": base["stock"] + event.payload["delta"],
+                         "version": event.version, "deleted": base.get("deleted", False)}
         dirty.add(pid)
         return "applied"
 
@@ -186,6 +230,11 @@ class Applier:
         else:
             conn.execute(dead_letters.update().where(dead_letters.c.id == existing.id)
                          .values(last_seen=now, attempts=existing.attempts + 1))
+
+
+def _with_hashes(product_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    h1, h2 = row_hash_parts(product_id, row)
+    return {"id": product_id, **row, "h1": h1, "h2": h2}
 
 
 def _delivery(event: env.Envelope | None, outcome: str, message: IncomingMessage,

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from reference_services.common.dataset import REPLICATED_FIELDS, summarize
+from reference_services.common.dataset import REPLICATED_FIELDS
+from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
 from reference_services.consumer.models import (
     OUTCOMES,
     dead_letters,
@@ -28,7 +29,22 @@ def _live_rows(engine: Engine) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def replica_snapshot(engine: Engine) -> dict[str, Any]:
-    return summarize(_live_rows(engine))
+    with engine.connect() as conn:
+        return {**table_summary(conn, replica_products),
+                "id_range": list(id_bounds(conn, replica_products))}
+
+
+def replica_range_hashes(engine: Engine, bounds: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    with engine.begin() as conn:
+        return [range_summary(conn, replica_products, lo, hi) for lo, hi in bounds]
+
+
+def replica_rows(engine: Engine, ids: list[int]) -> list[dict[str, Any]]:
+    """The live replica rows among these ids."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(replica_products).where(
+            replica_products.c.id.in_(ids), replica_products.c.deleted.is_(False))).all()
+    return [{"id": r.id, **{f: getattr(r, f) for f in REPLICATED_FIELDS}} for r in rows]
 
 
 def replica_export(engine: Engine) -> list[dict[str, Any]]:

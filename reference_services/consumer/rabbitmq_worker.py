@@ -18,6 +18,7 @@ import pika.exceptions
 
 from reference_services.common import rabbitmq
 from reference_services.common.crashpoints import CRASH_POINTS
+from reference_services.common.envelope import EnvelopeError, decode
 from reference_services.consumer.applier import Applier, IncomingMessage, ResyncUnavailable
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,24 @@ class RabbitWorker:
             if connection.is_open:
                 connection.close()
 
+    @staticmethod
+    def _has_poison(messages: list[IncomingMessage]) -> bool:
+        for message in messages:
+            try:
+                decode(message.body)
+            except EnvelopeError:
+                return True
+        return False
+
     def _flush(self, channel: Any, pending: list[tuple[int, IncomingMessage]]) -> None:
         messages = [m for _, m in pending]
         last_tag = pending[-1][0]
+        if self.variant == "poison_requeue_loop" and self._has_poison(messages):
+            # BUG (variant): an unprocessable message is handed back to the broker instead
+            # of being dead-lettered, so it comes back forever and blocks its batch.
+            channel.basic_nack(last_tag, multiple=True, requeue=True)
+            self.stats.retries += 1
+            return
         try:
             self.applier.apply_batch(messages)
         except ResyncUnavailable:

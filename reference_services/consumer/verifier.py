@@ -13,14 +13,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select
 
+from reference_services.consumer.integrity import bisect_divergent, verify
 from reference_services.consumer.models import inbox
-from reference_services.consumer.queries import replica_snapshot
+from reference_services.consumer.queries import (
+    replica_range_hashes,
+    replica_rows,
+    replica_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,53 @@ class Verifier:
         while not self._stop.wait(self.interval_s):
             self.verify_once()
 
-    def verify_once(self) -> dict[str, Any]:
+    def _source_ranges(self, bounds: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+        spec = ",".join(f"{lo}-{hi}" for lo, hi in bounds)
+        response = self.client.get("/ranges", params={"bounds": spec}, timeout=30.0)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+    def _replica_ranges(self, bounds: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+        return replica_range_hashes(self.engine, list(bounds))
+
+    def find_divergent(self, source: dict[str, Any], replica: dict[str, Any]) -> dict[str, Any]:
+        """Bisect id ranges against the publisher's range hashes: O(k log n) comparisons for
+        k divergent ids among n; then classify each id by comparing the rows themselves."""
+        lo = min(source["id_range"][0], replica["id_range"][0])
+        hi = max(source["id_range"][1], replica["id_range"][1])
+        began = time.monotonic()
+        try:
+            result = bisect_divergent(self._source_ranges, self._replica_ranges, lo, hi)
+        except httpx.HTTPError as exc:
+            return {"error": f"publisher unreachable during bisection: {exc}"}
+        kinds = self._classify(list(result.divergent_ids))
+        return {"divergent_ids": list(result.divergent_ids), "comparisons": result.comparisons,
+                "round_trips": result.round_trips, "kinds": kinds,
+                "bisection_s": round(time.monotonic() - began, 4)}
+
+    def _classify(self, ids: list[int]) -> dict[str, list[int]]:
+        """missing (never arrived), behind (an older version), extra (deleted at the source),
+        conflict (same version, other values: a bug somewhere, to analyse before a resync)."""
+        kinds: dict[str, list[int]] = {"missing": [], "behind": [], "extra": [], "conflict": []}
+        local = {r["id"]: r for r in replica_rows(self.engine, ids)}
+        for pid in ids:
+            try:
+                response = self.client.get(f"/products/{pid}", timeout=5.0)
+            except httpx.HTTPError:
+                continue
+            mine = local.get(pid)
+            if response.status_code != 200:
+                kinds["extra"].append(pid)
+            elif mine is None:
+                kinds["missing"].append(pid)
+            elif mine["version"] < response.json()["version"]:
+                kinds["behind"].append(pid)
+            else:
+                kinds["conflict"].append(pid)
+        return kinds
+
+    def verify_once(self, bisect: bool = False) -> dict[str, Any]:
         began = time.monotonic()
         try:
             response = self.client.get("/snapshot", timeout=2.0)
@@ -82,4 +134,8 @@ class Verifier:
             outcome = "diverged"
         self.stats.last_outcome = outcome
         self.stats.last_checked_at = time.time()
-        return {"outcome": outcome, "source": source, "replica": replica}
+        report: dict[str, Any] = {"outcome": outcome, "source": source, "replica": replica,
+                                  "description": verify(source, replica).description}
+        if bisect and outcome == "diverged":
+            report.update(self.find_divergent(source, replica))
+        return report

@@ -8,7 +8,12 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from reference_services.common.http import add_admin_routes, json_body, json_error
+from reference_services.common.http import (
+    add_admin_routes,
+    json_body,
+    json_error,
+    parse_bounds,
+)
 from reference_services.publisher.direct_publisher import DirectPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import (
@@ -68,6 +73,36 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
             # A resync needs the delete's version to refuse older events afterwards.
             return json_error(410, "product deleted", id=product_id, deleted=True,
                               version=exc.version)
+
+    @app.get("/ranges")
+    def ranges() -> Any:
+        """Range hashes for bisection: ?bounds=lo-hi,lo-hi (ids lo <= id < hi)."""
+        try:
+            bounds = parse_bounds(request.args.get("bounds", ""))
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        return jsonify(store.range_hashes(bounds))
+
+    @app.get("/products")
+    def products_in_range() -> Any:
+        lo = request.args.get("lo", default=0, type=int)
+        hi = request.args.get("hi", default=lo + 1000, type=int)
+        if hi - lo > 100_000 or hi < lo:
+            return json_error(400, "give lo <= hi with at most 100000 ids per page")
+        return jsonify(store.rows_in_range(lo, hi))
+
+    @app.post("/admin/relay-faults")
+    def arm_relay_faults() -> Any:
+        body = json_body()
+        drop, corrupt = body.get("drop_next", 0), body.get("corrupt_next", 0)
+        if not isinstance(drop, int) or not isinstance(corrupt, int):
+            return json_error(400, "give drop_next and/or corrupt_next as integers")
+        relay.faults.arm(drop, corrupt)
+        return jsonify(relay.faults.state())
+
+    @app.get("/admin/relay-faults")
+    def relay_faults_state() -> Any:
+        return jsonify(relay.faults.state())
 
     @app.get("/snapshot")
     def snapshot() -> Any:

@@ -19,6 +19,7 @@ from reference_services.publisher.confirming_publisher import (
     PublishError,
 )
 from reference_services.publisher.models import outbox
+from reference_services.publisher.relay_faults import RelayFaults
 from reference_services.publisher.store import ProductStore, envelope_from_row
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.variant = variant
+        self.faults = RelayFaults()
         self.stats = RelayStats()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -104,9 +106,17 @@ class Relay:
         if not rows:
             return 0
         CRASH_POINTS.hit("relay.after_commit_before_publish")
+        dropping = self.faults.take_drops(len(rows))
+        if dropping:
+            # Injected fault: these rows count as sent but never reach the broker.
+            self.faults.record_drops([envelope_from_row(row) for row in rows[:dropping]])
+            self._mark_sent([row.seq for row in rows[:dropping]])
+            rows = rows[dropping:]
+            if not rows:
+                return dropping
         messages = []
         for row in rows:
-            envelope = envelope_from_row(row)
+            envelope = self.faults.maybe_corrupt(envelope_from_row(row))
             messages.append(OutgoingMessage(rabbitmq.routing_key(envelope.aggregate_id),
                                             envelope.encode(), envelope.event_id))
         if self.variant == "mark_sent_before_confirm":

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from reference_services.common import envelope as env
-from reference_services.common.dataset import summarize
+from reference_services.common.dataset import row_hash_parts
 from reference_services.common.db import Engines
+from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
 from reference_services.publisher.models import metadata, outbox, products
 
 EDITABLE_FIELDS = ("name", "category", "price", "restricted_note")
@@ -50,6 +51,11 @@ def product_dict(row: Any) -> dict[str, Any]:
         "restricted_note": row.restricted_note,
         "version": row.version,
     }
+
+
+def _hashes(product: dict[str, Any]) -> dict[str, int]:
+    h1, h2 = row_hash_parts(product["id"], product)
+    return {"h1": h1, "h2": h2}
 
 
 def _validate(fields: dict[str, Any], required: bool) -> dict[str, Any]:
@@ -104,6 +110,8 @@ class ProductStore:
             pk = result.inserted_primary_key
             assert pk is not None
             product = {"id": int(pk[0]), **clean, "version": 1}
+            conn.execute(update(products).where(products.c.id == product["id"])
+                         .values(**_hashes(product)))
             payload = {k: product[k] for k in env.PRODUCT_FIELDS}
             event_id, seq = self._append_event(conn, env.PRODUCT_UPSERTED, product, payload)
         return WriteResult(product, event_id, seq)
@@ -117,7 +125,7 @@ class ProductStore:
             row = self._load_live(conn, product_id)
             product = {**product_dict(row), **clean, "version": row.version + 1}
             conn.execute(update(products).where(products.c.id == product_id)
-                         .values(**clean, version=product["version"]))
+                         .values(**clean, version=product["version"], **_hashes(product)))
             payload = {k: product[k] for k in env.PRODUCT_FIELDS}
             event_id, seq = self._append_event(conn, env.PRODUCT_UPSERTED, product, payload)
         return WriteResult(product, event_id, seq)
@@ -139,7 +147,8 @@ class ProductStore:
             product = {**product_dict(row), "stock": row.stock + delta,
                        "version": row.version + 1}
             conn.execute(update(products).where(products.c.id == product_id)
-                         .values(stock=product["stock"], version=product["version"]))
+                         .values(stock=product["stock"], version=product["version"],
+                                 **_hashes(product)))
             payload = {"delta": delta, "stock": product["stock"]}
             event_id, seq = self._append_event(conn, env.STOCK_ADJUSTED, product, payload)
         return WriteResult(product, event_id, seq)
@@ -162,8 +171,21 @@ class ProductStore:
         """Summary of the live dataset, consistent with the returned outbox high-water mark."""
         with self.engines.reader.begin() as conn:
             hwm = self._high_water_mark(conn)
-            summary = summarize(self._live_rows(conn))
-        return {**summary, "high_water_mark": hwm}
+            summary = table_summary(conn, products)
+            bounds = id_bounds(conn, products)
+        return {**summary, "high_water_mark": hwm, "id_range": list(bounds)}
+
+    def range_hashes(self, bounds: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        """count and hash of live rows per [lo, hi) id range, in one read transaction."""
+        with self.engines.reader.begin() as conn:
+            return [range_summary(conn, products, lo, hi) for lo, hi in bounds]
+
+    def rows_in_range(self, lo: int, hi: int) -> list[dict[str, Any]]:
+        with self.engines.reader.connect() as conn:
+            rows = conn.execute(select(products).where(
+                products.c.deleted.is_(False), products.c.id >= lo, products.c.id < hi)
+                .order_by(products.c.id))
+            return [product_dict(row) for row in rows]
 
     def export(self) -> tuple[int, list[dict[str, Any]]]:
         """Every live product, read in the same transaction as the high-water mark."""

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from reference_services.common import envelope as env
+from reference_services.common.dataset import row_hash_parts
 from reference_services.common.db import make_engines
 from reference_services.consumer.applier import (
     Applier,
@@ -112,7 +113,12 @@ def product(writer: Engine, pid: int) -> dict[str, Any] | None:
     with writer.connect() as conn:
         found = conn.execute(select(replica_products)
                              .where(replica_products.c.id == pid)).first()
-    return None if found is None else dict(found._mapping)
+    if found is None:
+        return None
+    row = dict(found._mapping)
+    # The stored digest halves must always match the row they sit in.
+    assert (row.pop("h1"), row.pop("h2")) == row_hash_parts(pid, row)
+    return row
 
 
 def table(writer: Engine, which: Any) -> list[dict[str, Any]]:

@@ -205,12 +205,21 @@ def test_effect_once_accepts_superseded_deltas(outcome: str) -> None:
     assert effect_once([published("d")], [delivered("d", outcome)]).ok
 
 
-def test_effect_once_ignores_non_delta_events() -> None:
+def test_effect_once_passes_non_delta_events_processed_once() -> None:
     events = [published("u", "ProductUpserted"), published("x", "ProductDeleted")]
-    deliveries = [delivered("u", "applied"), delivered("u", "applied")]
+    deliveries = [delivered("u", "applied"), delivered("u", "deduplicated")]
     result = effect_once(events, deliveries)
     assert result.ok
     assert "all 0 stock deltas" in result.details
+
+
+def test_effect_once_flags_any_event_processed_twice() -> None:
+    events = [published("u", "ProductUpserted")]
+    deliveries = [delivered("u", "applied"), delivered("u", "stale")]
+    result = effect_once(events, deliveries)
+    assert not result.ok
+    assert "1 events processed more than once instead of being deduplicated" in result.details
+    assert result.counterexample["processed_twice"] == ["u"]
 
 
 def test_effect_once_reports_deltas_applied_twice() -> None:
@@ -223,7 +232,8 @@ def test_effect_once_reports_deltas_applied_twice() -> None:
     assert "1 stock deltas applied more than once" in result.details
     assert "StockAdjusted product 3 v5 seq 11" in result.details
     assert "never applied" not in result.details
-    assert result.counterexample == {"never_applied": [], "applied_twice": ["d1"]}
+    assert result.counterexample == {"never_applied": [], "applied_twice": ["d1"],
+                                     "processed_twice": ["d1"]}
 
 
 def test_effect_once_reports_deltas_never_applied() -> None:
@@ -236,7 +246,8 @@ def test_effect_once_reports_deltas_never_applied() -> None:
     assert "2 stock deltas never applied" in result.details
     assert "StockAdjusted product 8 v4 seq 2" in result.details
     assert "more than once" not in result.details
-    assert result.counterexample == {"never_applied": ["d2", "d3"], "applied_twice": []}
+    assert result.counterexample == {"never_applied": ["d2", "d3"], "applied_twice": [],
+                                     "processed_twice": []}
 
 
 def test_effect_once_reports_both_problems() -> None:
@@ -244,10 +255,11 @@ def test_effect_once_reports_both_problems() -> None:
     result = effect_once(events, [delivered("twice", "applied"),
                                   delivered("twice", "applied")])
     assert not result.ok
-    assert result.details.startswith("stock deltas not applied exactly once: ")
+    assert result.details.startswith("not exactly once: ")
     assert "1 stock deltas never applied" in result.details
     assert "1 stock deltas applied more than once" in result.details
-    assert result.counterexample == {"never_applied": ["never"], "applied_twice": ["twice"]}
+    assert result.counterexample == {"never_applied": ["never"], "applied_twice": ["twice"],
+                                     "processed_twice": ["twice"]}
 
 
 # -- run checks -----------------------------------------------------------------------------

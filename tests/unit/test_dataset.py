@@ -57,9 +57,38 @@ def test_empty_dataset_hash_is_zero() -> None:
     assert dataset_hash([]) == "0" * 16
 
 
-def test_hash_is_the_sum_of_row_digests_mod_2_64() -> None:
-    expected = sum(row_digest(pid, r) for pid, r in ROWS) % 2**64
-    assert dataset_hash(ROWS) == f"{expected:016x}"
+def test_hash_is_the_sums_of_both_digest_halves_mod_2_31() -> None:
+    halves = [((row_digest(pid, r) >> 33) & (2**31 - 1), row_digest(pid, r) & (2**31 - 1))
+              for pid, r in ROWS]
+    s1 = sum(h for h, _ in halves) % 2**31
+    s2 = sum(h for _, h in halves) % 2**31
+    assert dataset_hash(ROWS) == f"{s1:08x}{s2:08x}"
+
+
+def test_sql_summary_equals_python_summary(tmp_path: Any) -> None:
+    from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, create_engine
+
+    from reference_services.common.dataset import row_hash_parts
+    from reference_services.common.rowhash_sql import range_summary, table_summary
+
+    meta = MetaData()
+    table = Table("t", meta, Column("id", Integer, primary_key=True),
+                  Column("category", String), Column("deleted", Boolean),
+                  Column("h1", Integer), Column("h2", Integer))
+    engine = create_engine(f"sqlite:///{tmp_path}/t.db")
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        for pid, row in ROWS:
+            h1, h2 = row_hash_parts(pid, row)
+            conn.execute(table.insert().values(id=pid, category=row["category"],
+                                               deleted=False, h1=h1, h2=h2))
+        conn.execute(table.insert().values(id=10**6, category="gone", deleted=True,
+                                           h1=1, h2=2))
+        assert table_summary(conn, table) == summarize(ROWS)
+        first = sorted(pid for pid, _ in ROWS)[0]
+        part = range_summary(conn, table, 0, first + 1)
+        assert part["count"] == 1
+        assert part["hash"] == dataset_hash([(pid, r) for pid, r in ROWS if pid == first])
 
 
 def test_hash_ignores_fields_that_are_not_replicated() -> None:

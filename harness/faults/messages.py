@@ -1,0 +1,241 @@
+"""Message faults: duplicates, reordering, poison messages and broker data loss.
+
+They act on one consumer's subscription through the BrokerAdapter only, so they run
+unchanged on any broker an adapter exists for. What each did is kept on the object
+(counts, expected dead-letter reasons) for checkers to compare against what the consumer
+reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from harness.brokers.base import BrokerAdapter
+from harness.errors import ConfigError
+from harness.faults.base import Evidence, Fault
+from reference_services.common import envelope as env
+
+EventSource = Callable[[], list[bytes]]
+DataLossHow = Literal["purge", "delete"]
+
+
+class DuplicateDelivery(Fault):
+    """Publish real events again: each body from `source()` `copies` more times.
+
+    `source` returns bodies of recently published events exactly as the publisher sent
+    them (e.g. its `GET /events`, re-encoded as JSON). A correct consumer deduplicates
+    them by event_id; the replica must not change.
+    """
+
+    slows_replication = False
+
+    def __init__(self, adapter: BrokerAdapter, consumer_name: str, source: EventSource,
+                 copies: int) -> None:
+        if copies < 1:
+            raise ConfigError("copies", f"must be at least 1, got {copies}",
+                              "publish each event one or more extra times")
+        self.adapter = adapter
+        self.consumer_name = consumer_name
+        self.source = source
+        self.copies = copies
+        self.name = f"duplicate_delivery:{consumer_name}"
+        self.events = 0
+        self.published = 0
+
+    def inject(self) -> None:
+        bodies = list(self.source())
+        duplicates = [body for _ in range(self.copies) for body in bodies]
+        self.adapter.publish_raw(self.consumer_name, duplicates)
+        self.events = len(bodies)
+        self.published = len(duplicates)
+
+    def heal(self) -> None:
+        """Nothing to undo: the duplicates are meant to be consumed."""
+
+    def evidence(self) -> Evidence:
+        return Evidence(self.published > 0,
+                        f"published {self.published} duplicates ({self.copies} extra copies "
+                        f"of {self.events} events) to {self.consumer_name}")
+
+
+class Reorder(Fault):
+    """Hold back the consumer's events while injected; on heal, deliver them newest first,
+    so older versions of an aggregate arrive after newer ones."""
+
+    def __init__(self, adapter: BrokerAdapter, consumer_name: str,
+                 rng: random.Random) -> None:
+        self.adapter = adapter
+        self.consumer_name = consumer_name
+        self.rng = rng
+        self.name = f"reorder:{consumer_name}"
+        self.released = 0
+        self._diverted = False
+
+    def inject(self) -> None:
+        self.adapter.divert(self.consumer_name)
+        self._diverted = True
+
+    def heal(self) -> None:
+        # release() of a consumer that is not diverted moves nothing and returns 0.
+        self.released += self.adapter.release(self.consumer_name, "reversed", self.rng)
+
+    def evidence(self) -> Evidence:
+        return Evidence(self._diverted and self.released >= 2,
+                        f"held {self.released} messages for {self.consumer_name} and "
+                        f"released them in reversed order")
+
+
+# Every kind of poison message, and a substring of the reason `envelope.decode` gives.
+POISON_REASONS: dict[str, str] = {
+    "malformed_json": "malformed JSON",
+    "not_an_object": "expected an object",
+    "unknown_type": "unknown type",
+    "missing_field": "missing field",
+    "wrong_type": "wrong type for",
+    "unknown_schema_version": "unknown schema_version",
+    "oversized": "oversized",
+    "bad_aggregate_id": "wrong value for aggregate_id",
+}
+POISON_KINDS = tuple(POISON_REASONS)
+
+
+def _valid_event(rng: random.Random) -> dict[str, Any]:
+    """A well-formed ProductUpserted; each poison kind breaks exactly one thing in it. The
+    event_id is a fresh uuid4 so no two poison bodies are ever the same bytes."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": env.PRODUCT_UPSERTED,
+        "aggregate_id": str(rng.randint(1, 10_000)),
+        "version": rng.randint(1, 50),
+        "sequence": rng.randint(1, 1_000_000),
+        "occurred_at": 1_700_000_000.0 + rng.random(),
+        "schema_version": env.SCHEMA_VERSION,
+        "payload": {"name": "poison", "category": "chaos", "price": rng.randint(1, 9999),
+                    "stock": rng.randint(0, 100), "restricted_note": ""},
+    }
+
+
+def _encode(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def poison_body(kind: str, rng: random.Random) -> bytes:
+    """One message body of that kind; `envelope.decode` rejects it with an EnvelopeError
+    whose reason contains POISON_REASONS[kind]."""
+    event = _valid_event(rng)
+    if kind == "malformed_json":
+        # Cut short just after the uuid: never valid JSON, always distinct bytes.
+        encoded = _encode(event)
+        end = encoded.index(event["event_id"].encode()) + len(event["event_id"])
+        return encoded[: end + rng.randint(1, 30)]
+    if kind == "not_an_object":
+        return _encode([event])
+    if kind == "unknown_type":
+        event["type"] = "ProductRenamed"
+    elif kind == "missing_field":
+        del event[rng.choice(["type", "aggregate_id", "version", "sequence", "payload"])]
+    elif kind == "wrong_type":
+        event["version"] = str(event["version"])
+    elif kind == "unknown_schema_version":
+        event["schema_version"] = env.SCHEMA_VERSION + rng.randint(1, 99)
+    elif kind == "oversized":
+        event["payload"]["restricted_note"] = "x" * (env.MAX_MESSAGE_BYTES + 1)
+    elif kind == "bad_aggregate_id":
+        event["aggregate_id"] = f"sku-{rng.randint(1, 10_000)}"
+    else:
+        raise ConfigError("kinds", f"unknown poison kind {kind!r}",
+                          f"use one of {', '.join(POISON_KINDS)}")
+    return _encode(event)
+
+
+class PoisonMessages(Fault):
+    """Publish messages the consumer must dead-letter, one per entry of `kinds`.
+
+    `injected` (kind -> count), `expected_reasons` (kind -> substring of the dead-letter
+    reason) and `by_digest` (sha256 of the body -> kind, as the consumer's dead-letter store
+    keys them) let a checker match dead letters to what was injected.
+    """
+
+    slows_replication = False
+
+    def __init__(self, adapter: BrokerAdapter, consumer_name: str, kinds: Sequence[str],
+                 rng: random.Random) -> None:
+        unknown = sorted(set(kinds) - set(POISON_KINDS))
+        if unknown:
+            raise ConfigError("kinds", f"unknown poison kinds {unknown}",
+                              f"use kinds from {', '.join(POISON_KINDS)}")
+        if not kinds:
+            raise ConfigError("kinds", "is empty", "name at least one poison kind")
+        self.adapter = adapter
+        self.consumer_name = consumer_name
+        self.kinds = list(kinds)
+        self.rng = rng
+        self.name = f"poison_messages:{consumer_name}"
+        self.expected_reasons = {kind: POISON_REASONS[kind] for kind in self.kinds}
+        self.injected: dict[str, int] = {}
+        self.by_digest: dict[str, str] = {}
+
+    def bodies(self) -> list[tuple[str, bytes]]:
+        """Fresh (kind, body) pairs, one per entry of `kinds`."""
+        return [(kind, poison_body(kind, self.rng)) for kind in self.kinds]
+
+    def inject(self) -> None:
+        batch = self.bodies()
+        self.adapter.publish_raw(self.consumer_name, [body for _, body in batch])
+        self.injected = dict(Counter(kind for kind, _ in batch))
+        self.by_digest = {hashlib.sha256(body).hexdigest(): kind for kind, body in batch}
+
+    def heal(self) -> None:
+        """Nothing to undo: the consumer is expected to dead-letter them."""
+
+    def details(self) -> dict[str, Any]:
+        return {"poison": dict(self.injected), "expected_reasons": dict(self.expected_reasons)}
+
+    def evidence(self) -> Evidence:
+        total = sum(self.injected.values())
+        counts = ", ".join(f"{k}={n}" for k, n in sorted(self.injected.items()))
+        return Evidence(total == len(self.kinds),
+                        f"published {total} poison messages to {self.consumer_name}"
+                        + (f" ({counts})" if counts else ""))
+
+
+class BrokerDataLoss(Fault):
+    """The broker loses what waits for a consumer: its queue is purged, or deleted outright
+    (the consumer re-creates it when it reconnects; events published meanwhile are gone).
+
+    Stop the consumer first so that a backlog exists to be lost.
+    """
+
+    slows_replication = False
+
+    def __init__(self, adapter: BrokerAdapter, consumer_name: str, how: DataLossHow) -> None:
+        if how not in ("purge", "delete"):
+            raise ConfigError("how", f"unknown data loss {how!r}", "use 'purge' or 'delete'")
+        self.adapter = adapter
+        self.consumer_name = consumer_name
+        self.how = how
+        self.name = f"broker_data_loss:{how}:{consumer_name}"
+        self.destroyed = 0
+        self._injected = False
+
+    def inject(self) -> None:
+        if self.how == "purge":
+            self.destroyed = self.adapter.purge(self.consumer_name)
+        else:
+            self.destroyed = self.adapter.delete_queue(self.consumer_name)
+        self._injected = True
+
+    def heal(self) -> None:
+        """Lost data stays lost; the consumer restores its queue itself on reconnect."""
+
+    def evidence(self) -> Evidence:
+        verb = "purged" if self.how == "purge" else "deleted"
+        return Evidence(self._injected and self.destroyed > 0,
+                        f"{verb} the queue of {self.consumer_name}: "
+                        f"{self.destroyed} messages destroyed")

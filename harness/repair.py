@@ -1,0 +1,90 @@
+"""The integrity phase of a scenario with a Repair: detect, (fix,) resync, re-converge.
+
+It drives the consumer's own integrity verification and resync over its HTTP API, and
+records, next to what the consumer found, what truly diverged (the harness's own full
+comparison), so integrity_restored can judge the verification itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from harness import checkers
+from harness.errors import HarnessError, SetupError, WaitTimeout
+from harness.history import History
+from harness.scenario import Repair
+from harness.sut import SystemUnderTest
+from harness.waiting import wait_until
+
+
+def _post(sut: SystemUnderTest, path: str, body: dict[str, Any],
+          timeout_s: float = 60.0) -> dict[str, Any]:
+    try:
+        response = sut.consumer_api.post(path, json=body, timeout=timeout_s)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise SetupError(f"consumer {path} failed: {exc}") from exc
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def divergent_ids(sut: SystemUnderTest) -> list[int]:
+    result = checkers.compare_datasets(sut.source_rows(), sut.replica_rows())
+    example = result.counterexample
+    return sorted({*example.get("missing", []), *example.get("extra", []),
+                   *(int(i) for i in example.get("differing", {}))})
+
+
+def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
+                      timeout_s: float, converged: Callable[[], bool],
+                      progress: Callable[[str], None]) -> dict[str, Any]:
+    record: dict[str, Any] = {"resync": repair.resync}
+    # The consumer must first process everything published: until then a mismatch is
+    # just lag ("behind"), not divergence.
+    try:
+        wait_until(lambda: _post(sut, "/verify", {})["outcome"] != "behind", timeout_s,
+                   "the consumer to process everything published")
+    except WaitTimeout as exc:
+        record["caught_up"] = False
+        record["error"] = str(exc).splitlines()[0]
+    record["true_ids"] = divergent_ids(sut)
+    report = _post(sut, "/verify", {"bisect": True})
+    record["outcome"] = report["outcome"]
+    record["description"] = report.get("description", "")
+    record["detected_ids"] = report.get("divergent_ids")
+    record["kinds"] = report.get("kinds", {})
+    record["comparisons"] = report.get("comparisons")
+    progress(f"verification: {report['outcome']} ({record['description']}); found "
+             f"{len(record['detected_ids'] or [])} ids with {record['comparisons']} range "
+             f"comparisons; {len(record['true_ids'])} truly diverged")
+    # Only what verification found is repaired: an id it missed stays wrong, and the
+    # convergence and integrity_restored checks then say so.
+    ids = record["detected_ids"] or []
+    began = time.monotonic()
+    resync_report = _resync(sut, repair.resync, ids)
+    record["resync_report"] = resync_report
+    try:
+        wait_until(converged, timeout_s, "the replica to converge after the resync")
+        record["converged_after_repair"] = True
+    except WaitTimeout:
+        record["converged_after_repair"] = False
+    record["repair_s"] = round(time.monotonic() - began, 3)
+    progress(f"{repair.resync} resync changed {resync_report.get('changed', 0)} rows in "
+             f"{resync_report.get('duration_s', 0)}s; converged: "
+             f"{record['converged_after_repair']}")
+    history.record("integrity", **record)
+    return record
+
+
+def _resync(sut: SystemUnderTest, kind: str, ids: list[int]) -> dict[str, Any]:
+    body: dict[str, Any] = {"full": True} if kind == "full" else {"ids": ids}
+    if kind == "partial" and not ids:
+        return {"changed": 0, "duration_s": 0, "skipped": "no ids to resync"}
+    try:
+        return _post(sut, "/resync", body, timeout_s=120.0)
+    except HarnessError as exc:
+        return {"error": str(exc)}

@@ -83,7 +83,65 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _consumer_call(url: str, path: str, body: dict[str, object]) -> dict[str, object]:
+    import httpx
+
+    try:
+        response = httpx.post(url.rstrip("/") + path, json=body, timeout=300.0)
+    except httpx.HTTPError as exc:
+        raise SetupError(f"cannot reach the consumer at {url}: {exc} "
+                         "(give --consumer http://HOST:PORT of a running consumer)") from exc
+    if response.status_code != 200:
+        raise SetupError(f"consumer {path} answered {response.status_code}: {response.text}")
+    data: dict[str, object] = response.json()
+    return data
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    report = _consumer_call(args.consumer, "/verify", {"bisect": True})
+    print(json.dumps({k: v for k, v in report.items() if k not in ("source", "replica")},
+                     indent=2))
+    return EXIT_PASS if report.get("outcome") == "in_sync" else EXIT_FAIL
+
+
+def _cmd_resync(args: argparse.Namespace) -> int:
+    import json
+
+    if args.full:
+        body: dict[str, object] = {"full": True}
+    else:
+        try:
+            body = {"ids": [int(i) for i in args.ids.split(",") if i.strip()]}
+        except ValueError as exc:
+            raise ConfigError("--ids", f"not a list of integers: {args.ids!r}",
+                              "write --ids 12,57,103") from exc
+    print(json.dumps(_consumer_call(args.consumer, "/resync", body), indent=2))
+    return EXIT_PASS
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "integrity":
+        return _bench_integrity(args)
+    return _bench_proxy(args)
+
+
+def _bench_integrity(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.bench.integrity import format_table, run_integrity_bench
+
+    out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = run_integrity_bench(work_dir=out_dir)
+    print(format_table(data))
+    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
+    print(f"data: {out_dir / 'bench.json'}")
+    return EXIT_PASS
+
+
+def _bench_proxy(args: argparse.Namespace) -> int:
     import json
 
     from harness.bench.proxy_rabbitmq import run_proxy_bench
@@ -131,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser("bench", help="benchmarks (ratios against the raw part, same run)")
-    bench.add_argument("what", choices=["proxy"])
+    bench.add_argument("what", choices=["proxy", "integrity"])
     bench.add_argument("--messages", type=int, default=20000)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--report-dir", default="reports")
@@ -140,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     # Only listed here: main() hands its arguments to the proxy's own parser untouched.
     sub.add_parser("faultproxy", help="run the Toxiproxy-compatible fault proxy "
                                       "(harness faultproxy --help)")
+
+    verify = sub.add_parser("verify", help="integrity check of a running consumer against "
+                                           "its publisher (exit 0 in sync, 1 diverged)")
+    verify.add_argument("--consumer", required=True, help="consumer URL, http://HOST:PORT")
+    verify.set_defaults(func=_cmd_verify)
+
+    resync = sub.add_parser("resync", help="trigger a resync on a running consumer")
+    resync.add_argument("--consumer", required=True, help="consumer URL, http://HOST:PORT")
+    which = resync.add_mutually_exclusive_group(required=True)
+    which.add_argument("--ids", help="partial resync of these ids: 12,57,103")
+    which.add_argument("--full", action="store_true", help="full resync (export + catch-up)")
+    resync.set_defaults(func=_cmd_resync)
 
     report = sub.add_parser("report", help="print the summary of a stored run")
     report.add_argument("path", help="reports/<run_id> or its run.json")

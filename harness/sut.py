@@ -21,6 +21,7 @@ from harness.runtime.ports import free_port
 from harness.runtime.rabbitmq_node import RabbitMQNode
 from harness.settings import RunSettings
 from harness.waiting import wait_until
+from reference_services.common.envelope import from_event
 
 CONSUMER_NAME = "orders"
 
@@ -109,10 +110,7 @@ class SystemUnderTest:
         high = int(self.source_snapshot()["high_water_mark"])
         events = self._get_json(self.publisher_api, "/events", after=max(0, high - count),
                                 limit=count)
-        keys = ("event_id", "type", "aggregate_id", "version", "sequence", "occurred_at",
-                "schema_version", "payload")
-        return [json.dumps({k: e[k] for k in keys}, separators=(",", ":")).encode()
-                for e in events]
+        return [from_event(e).encode() for e in events]
 
     def link_probe(self, link: str) -> ClientProbe | None:
         """Client-side counters of the one link that carries no replication traffic (whose

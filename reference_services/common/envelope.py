@@ -86,6 +86,14 @@ _ENVELOPE_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+FIELD_NAMES = tuple(_ENVELOPE_FIELDS)
+
+
+def from_event(event: dict[str, Any]) -> Envelope:
+    """An Envelope from a published-event record (e.g. the publisher's GET /events)."""
+    return Envelope(**{name: event[name] for name in FIELD_NAMES})
+
+
 def _require(obj: dict[str, Any], fields: dict[str, Any], where: str) -> None:
     for name, kind in fields.items():
         if name not in obj:

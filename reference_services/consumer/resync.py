@@ -158,9 +158,8 @@ class Resyncer:
             events = response.json() if response.status_code == 200 else []
             if not events:
                 return applied
-            messages = [IncomingMessage(env.Envelope(**{k: e[k] for k in (
-                "event_id", "type", "aggregate_id", "version", "sequence", "occurred_at",
-                "schema_version", "payload")}).encode(), False, time.time()) for e in events]
+            messages = [IncomingMessage(env.from_event(e).encode(), False, time.time())
+                        for e in events]
             with self.apply_lock:
                 self.applier.apply_batch(messages)
             applied += len(events)

@@ -66,6 +66,13 @@ class RunResult:
         return bool(self.scenarios) and all(s.passed for s in self.scenarios) \
             and not self.interrupted
 
+    def replay_command(self) -> str:
+        """Re-runs what failed (everything, if nothing did) with the same seed."""
+        failed = [s.name for s in self.scenarios if not s.passed]
+        names = failed or [s.name for s in self.scenarios]
+        return (f"harness run {' '.join(names)} --seed {self.seed} --broker {self.broker} "
+                f"--runtime {self.runtime} --variant {self.variant}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -77,7 +84,6 @@ class RunResult:
             "finished_at": self.finished_at,
             "interrupted": self.interrupted,
             "verdict": "pass" if self.passed else "fail",
-            "replay": f"harness run {' '.join(s.name for s in self.scenarios)} "
-                      f"--seed {self.seed} --broker {self.broker} --variant {self.variant}",
+            "replay": self.replay_command(),
             "scenarios": [s.to_dict() for s in self.scenarios],
         }

@@ -63,7 +63,9 @@ def run_scenarios(
     run.json with what finished (and `interrupted: true`).
     """
     run_id = new_run_id(settings.seed)
-    report_dir = report_dir or settings.report_root / run_id
+    # Absolute once, here: every component runs in its own working directory, so a
+    # relative path (the default "reports") would point somewhere else for each of them.
+    report_dir = (report_dir or settings.report_root / run_id).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(run_id, settings.seed, settings.broker, settings.runtime,
                        settings.variant, started_at=time.time())

@@ -25,9 +25,9 @@ def http_ok(url: str) -> bool:
 
 class ProcessRuntime(Runtime):
     def __init__(self, work_dir: Path, on_event: EventSink | None = None) -> None:
-        self.work_dir = work_dir
+        self.work_dir = work_dir.resolve()  # children run elsewhere: relative would break
         self.on_event = on_event
-        self.env = process_env(work_dir)
+        self.env = process_env(self.work_dir)
         self._nodes: list[RabbitMQNode] = []
         self._services: list[ManagedProcess] = []
         self._proxies: list[ManagedProcess] = []

@@ -18,10 +18,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_during_load_stops_everything(tmp_path: Path, sig: signal.Signals) -> None:
+    # A relative --report-dir, as the README's default "reports": every component runs in
+    # its own working directory, so paths must be made absolute before they are handed on.
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "steady_state", "--seed", "5",
-         "--report-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--report-dir", "reports"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     seen: list[str] = []
     deadline = time.monotonic() + 60
@@ -43,5 +45,5 @@ def test_interrupt_during_load_stops_everything(tmp_path: Path, sig: signal.Sign
     assert "interrupted" in output
     assert "Traceback" not in output
     assert processes_started_under(tmp_path) == []
-    (run_json,) = tmp_path.glob("*/run.json")
+    (run_json,) = tmp_path.glob("reports/*/run.json")
     assert json.loads(run_json.read_text())["interrupted"] is True

@@ -161,7 +161,7 @@ def test_junit_properties_carry_seed_and_replay() -> None:
     assert props["seed"] == "4242"
     assert props["variant"] == "none"
     assert props["replay"] == ("harness run consumer_crash --seed 4242 --broker rabbitmq "
-                               "--variant none")
+                               "--runtime processes --variant none")
 
 
 def test_junit_message_is_truncated_and_escaped() -> None:
@@ -190,7 +190,8 @@ def test_junit_failed_scenario_without_checks_has_a_failure_element() -> None:
 def test_summary_mentions_seed_verdicts_and_replay() -> None:
     text = render_summary(make_run(passed(), failed()).to_dict())
     assert "seed=4242" in text
-    assert "replay: harness run steady_state consumer_crash --seed 4242" in text
+    # Only what failed is replayed.
+    assert "replay: harness run consumer_crash --seed 4242" in text
     assert "1 of 2 scenarios passed" in text
     assert "consumer_crash/effect_once: stock deltas not applied exactly once" in text
     assert "consumer_crash/convergence: replica diverges" in text

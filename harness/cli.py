@@ -124,6 +124,8 @@ def _cmd_resync(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "integrity":
         return _bench_integrity(args)
+    if args.what == "resync":
+        return _bench_resync(args)
     return _bench_proxy(args)
 
 
@@ -137,6 +139,25 @@ def _bench_integrity(args: argparse.Namespace) -> int:
     data = run_integrity_bench(work_dir=out_dir)
     print(format_table(data))
     (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
+    print(f"data: {out_dir / 'bench.json'}")
+    return EXIT_PASS
+
+
+def _bench_resync(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.bench.resync import run_resync_bench
+
+    out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = run_resync_bench(out_dir, rows=args.rows)
+    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
+    print(f"\nfull resync of {data['rows']} rows: {data['full_resync_s']} s "
+          f"({data['full_resync_rows_per_s']} rows/s); raw bulk copy of the same rows "
+          f"{data['raw_bulk_copy_s']} s -> {data['full_over_raw_copy']}x the floor")
+    for item in data["partial"]:
+        print(f"partial resync of {item['ids']} ids: {item['seconds']} s "
+              f"({item['per_id_ms']} ms per id)")
     print(f"data: {out_dir / 'bench.json'}")
     return EXIT_PASS
 
@@ -189,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser("bench", help="benchmarks (ratios against the raw part, same run)")
-    bench.add_argument("what", choices=["proxy", "integrity"])
+    bench.add_argument("what", choices=["proxy", "integrity", "resync"])
+    bench.add_argument("--rows", type=int, default=100_000, help="resync: dataset size")
     bench.add_argument("--messages", type=int, default=20000)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--report-dir", default="reports")

@@ -43,6 +43,8 @@ def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
                       timeout_s: float, converged: Callable[[], bool],
                       progress: Callable[[str], None]) -> dict[str, Any]:
     record: dict[str, Any] = {"resync": repair.resync}
+    if repair.resync == "auto":
+        return _await_auto_repair(sut, record, history, timeout_s, converged, progress)
     # The consumer must first process everything published: until then a mismatch is
     # just lag ("behind"), not divergence.
     try:
@@ -76,6 +78,30 @@ def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
     progress(f"{repair.resync} resync changed {resync_report.get('changed', 0)} rows in "
              f"{resync_report.get('duration_s', 0)}s; converged: "
              f"{record['converged_after_repair']}")
+    history.record("integrity", **record)
+    return record
+
+
+def _await_auto_repair(sut: SystemUnderTest, record: dict[str, Any], history: History,
+                       timeout_s: float, converged: Callable[[], bool],
+                       progress: Callable[[str], None]) -> dict[str, Any]:
+    """The consumer runs with --auto-resync known: the harness only watches."""
+    began = time.monotonic()
+    try:
+        wait_until(converged, timeout_s, "the consumer to repair itself and converge")
+        record["converged_after_repair"] = True
+    except WaitTimeout:
+        record["converged_after_repair"] = False
+    record["repair_s"] = round(time.monotonic() - began, 3)
+    try:
+        reports = sut.consumer_api.get("/resync").json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise SetupError(f"cannot read the consumer's resync history: {exc}") from exc
+    autos = [r for r in reports if r.get("kind") == "auto"]
+    record["auto_ids"] = sorted({i for r in autos for i in r.get("changed_ids", [])})
+    record["auto_resyncs"] = len(autos)
+    progress(f"consumer repaired itself: {len(autos)} automatic resyncs changed "
+             f"{len(record['auto_ids'])} rows; converged: {record['converged_after_repair']}")
     history.record("integrity", **record)
     return record
 

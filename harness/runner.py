@@ -110,7 +110,9 @@ class ScenarioRun:
         runtime = ProcessRuntime(self.dir, on_event=lambda what, data:
                                  history.record("lifecycle", event=what, **data))
         stack.callback(runtime.close)
-        sut = SystemUnderTest(runtime, settings, self.dir)
+        auto = scenario.repair is not None and scenario.repair.resync == "auto"
+        sut = SystemUnderTest(runtime, settings, self.dir,
+                              ("--auto-resync", "known") if auto else ())
         stack.callback(sut.close)
         self.progress(f"starting {settings.broker} broker, publisher and consumer "
                       f"({settings.runtime})")
@@ -223,6 +225,10 @@ class ScenarioRun:
         source, replica = sut.source_rows(), sut.replica_rows()
         published, deliveries = sut.published_events(), sut.deliveries()
         dead_letters = sut.dead_letters()
+        try:
+            broker_dead_letters: int | None = sut.broker.dead_letter_depth(sut.consumer_name)
+        except HarnessError:
+            broker_dead_letters = None  # e.g. the queue was deleted by a data-loss fault
         for name, data in (("source", source), ("replica", replica),
                            ("published", published), ("deliveries", deliveries),
                            ("dead_letters", dead_letters)):
@@ -261,8 +267,11 @@ class ScenarioRun:
                   _noting(checkers.effect_once(kept, deliveries, repaired), dropped),
                   checkers.no_stale_overwrite(deliveries),
                   checkers.accounting(deliveries, dead_letters, poison or None,
-                                      reasons or None)]
-        if integrity is not None:
+                                      reasons or None, broker_dead_letters)]
+        if integrity is not None and integrity["resync"] == "auto":
+            checks.append(checkers.auto_repaired(integrity.get("auto_ids", []),
+                                                 bool(integrity.get("converged_after_repair"))))
+        elif integrity is not None:
             checks.append(checkers.integrity_restored(
                 integrity.get("detected_ids"), integrity["true_ids"],
                 bool(integrity.get("converged_after_repair")), integrity["resync"]))
@@ -270,7 +279,7 @@ class ScenarioRun:
                 k: integrity.get(k) for k in ("outcome", "description", "comparisons",
                                               "kinds", "repair_s", "converged_after_repair")}
             self.result.metrics["integrity"]["found"] = len(integrity.get("detected_ids") or [])
-            self.result.metrics["integrity"]["truly_diverged"] = len(integrity["true_ids"])
+            self.result.metrics["integrity"]["truly_diverged"] = len(integrity.get("true_ids", []))
         if faults_planned:
             checks.append(checkers.fault_was_active(self.result.faults, faults_planned))
         for check in checks:
@@ -309,6 +318,8 @@ def repaired_ids(integrity: dict[str, Any] | None) -> set[int] | None:
         return set()
     if integrity["resync"] == "full":
         return None
+    if integrity["resync"] == "auto":
+        return set(integrity.get("auto_ids", []))
     report = integrity.get("resync_report", {})
     return set(report.get("changed_ids", [])) | set(integrity.get("detected_ids") or [])
 

@@ -71,14 +71,15 @@ class FaultStep:
 class Repair:
     """After the load: detect divergence with the consumer's integrity verification, then
     trigger a resync by hand, as an operator would once the cause is understood: partial
-    (the ids verification found) or full."""
+    (the ids verification found) or full. "auto" triggers nothing: the consumer runs with
+    --auto-resync known and must find and repair the divergence by itself."""
 
     resync: str = "partial"
 
     def validate(self, where: str) -> None:
-        if self.resync not in ("partial", "full"):
+        if self.resync not in ("partial", "full", "auto"):
             raise ConfigError(f"{where}.resync", f"unknown resync kind {self.resync!r}",
-                              "use 'partial' or 'full'")
+                              "use 'partial', 'full' or 'auto'")
 
 
 @dataclass(frozen=True)

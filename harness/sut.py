@@ -31,7 +31,9 @@ def amqp_url(endpoint: Endpoint) -> str:
 
 
 class SystemUnderTest:
-    def __init__(self, runtime: Runtime, settings: RunSettings, work_dir: Path) -> None:
+    def __init__(self, runtime: Runtime, settings: RunSettings, work_dir: Path,
+                 consumer_args: tuple[str, ...] = ()) -> None:
+        self.consumer_args = consumer_args
         self.runtime = runtime
         self.settings = settings
         self.work_dir = work_dir
@@ -71,7 +73,7 @@ class SystemUnderTest:
              "--db-url", f"sqlite:///{self.work_dir / 'consumer.db'}",
              "--broker-url", amqp_url(consumer_link),
              "--publisher-url", api_link.http_url(),
-             "--variant", self.settings.variant_for("consumer")),
+             "--variant", self.settings.variant_for("consumer"), *self.consumer_args),
             consumer_port))
         self.components["consumer"] = consumer
         consumer.start()

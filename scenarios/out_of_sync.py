@@ -28,6 +28,14 @@ SCENARIOS = (
         repair=Repair("partial"),
     ),
     Scenario(
+        name="publisher_skips_events_auto",
+        description="the relay skips 40 events; the consumer's periodic verification finds "
+                    "and repairs them by itself (--auto-resync known)",
+        workload=_LOAD,
+        faults=(FaultStep("relay_drop", "publisher", at_s=2.0, duration_s=2.0),),
+        repair=Repair("auto"),
+    ),
+    Scenario(
         name="publisher_wrong_data",
         description="the relay sends 30 wrong but valid upserts; verification finds them, "
                     "partial resync repairs",

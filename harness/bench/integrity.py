@@ -86,7 +86,7 @@ def _insert_sql(table: Table) -> str:
             f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 
 
-def _bulk_insert(engines: Engines, table: Table, rows: Sequence[Row]) -> None:
+def bulk_insert(engines: Engines, table: Table, rows: Sequence[Row]) -> None:
     # Straight to the DBAPI's executemany: SQLAlchemy's per-row parameter handling would
     # dominate setup at a million rows, and setup is not what is being measured.
     sql = _insert_sql(table)
@@ -188,8 +188,8 @@ def _bench_size(n: int, divergent: Sequence[int], work_dir: Path | None, fanout:
     progress(f"{n:,} rows: generated in {generate_s:.2f} s")
     with _databases(work_dir) as (source, replica):
         began = time.perf_counter()
-        _bulk_insert(source.engines, source.table, rows)
-        _bulk_insert(replica.engines, replica.table, rows)
+        bulk_insert(source.engines, source.table, rows)
+        bulk_insert(replica.engines, replica.table, rows)
         insert_s = time.perf_counter() - began
         progress(f"{n:,} rows: inserted into both databases in {insert_s:.2f} s")
 

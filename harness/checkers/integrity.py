@@ -40,7 +40,8 @@ def no_stale_overwrite(deliveries: Sequence[dict[str, Any]]) -> CheckResult:
 
 def accounting(deliveries: Sequence[dict[str, Any]], dead_letters: Sequence[dict[str, Any]],
                poison_injected: Mapping[str, int] | None = None,
-               expected_reasons: Mapping[str, str] | None = None) -> CheckResult:
+               expected_reasons: Mapping[str, str] | None = None,
+               broker_dead_letters: int | None = None) -> CheckResult:
     unknown = [d for d in deliveries if d["outcome"] not in KNOWN_OUTCOMES]
     without_reason = [d for d in dead_letters if not d.get("reason")]
     problems = []
@@ -48,7 +49,10 @@ def accounting(deliveries: Sequence[dict[str, Any]], dead_letters: Sequence[dict
         problems.append(f"{len(unknown)} deliveries with no known outcome")
     if without_reason:
         problems.append(f"{len(without_reason)} dead letters without a reason")
-    detail = {}
+    detail: dict[str, Any] = {}
+    if broker_dead_letters is not None and broker_dead_letters < len(dead_letters):
+        problems.append(f"{len(dead_letters)} dead letters stored, only "
+                        f"{broker_dead_letters} in the broker-side dead-letter queue")
     if poison_injected is not None:
         injected = sum(poison_injected.values())
         if len(dead_letters) != injected:
@@ -98,3 +102,20 @@ def integrity_restored(detected_ids: Sequence[int] | None, true_ids: Sequence[in
     return CheckResult("integrity_restored", True,
                        f"verification found {len(found)} ids ({len(truth)} truly diverged: "
                        f"{sample(sorted(truth), 3)}); {repair} resync converged", example)
+
+
+def auto_repaired(changed_ids: Sequence[int], converged: bool) -> CheckResult:
+    """With --auto-resync known, the consumer's own verification must have found and
+    repaired the divergence (at least one row rewritten), and the replica converged."""
+    if not changed_ids:
+        return CheckResult("auto_repaired", False,
+                           "the consumer never repaired anything by itself: either nothing "
+                           "diverged (the fault proved nothing) or its verification missed it")
+    if not converged:
+        return CheckResult("auto_repaired", False,
+                           f"the consumer rewrote {len(changed_ids)} rows by itself but the "
+                           "replica did not converge", {"changed": list(changed_ids)[:100]})
+    return CheckResult("auto_repaired", True,
+                       f"the consumer found and rewrote {len(changed_ids)} rows by itself "
+                       f"({sample(sorted(changed_ids), 3)}); converged",
+                       {"changed": list(changed_ids)[:100]})

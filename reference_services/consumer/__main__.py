@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publisher-url", default=os.environ.get(
         "CONSUMER_PUBLISHER_URL", "http://127.0.0.1:8080"))
     parser.add_argument("--prefetch", type=int, default=500)
+    parser.add_argument("--auto-resync", choices=("off", "known"),
+                        default=os.environ.get("CONSUMER_AUTO_RESYNC", "off"),
+                        help="known: repair missing/behind/extra ids found by the periodic "
+                             "verification by itself; conflicts always wait for a human")
     parser.add_argument("--verify-interval-s", type=float, default=1.0,
                         help="how often to check the replica against the publisher "
                              "(0 disables)")
@@ -68,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     worker = RabbitWorker(applier, args.broker_url, args.name, variant=args.variant,
                           prefetch=args.prefetch)
     worker.start()
-    verifier = Verifier(engines.reader, client, args.verify_interval_s)
+    verifier = Verifier(engines.reader, client, args.verify_interval_s,
+                        auto_resync=(lambda ids: resyncer.partial(ids, kind="auto"))
+                        if args.auto_resync == "known" else None)
     verifier.start()
     app = create_app(engines, worker, verifier, resyncer, args.name)
 

@@ -51,6 +51,8 @@ FetchProduct = Callable[[int], RemoteProduct | None]
 @dataclass
 class BatchResult:
     outcomes: list[str]
+    # index in the batch -> why it was dead-lettered
+    dead_letter_reasons: dict[int, str] = field(default_factory=dict)
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes if o == outcome)
@@ -95,9 +97,11 @@ class Applier:
             inbox_rows: list[dict[str, Any]] = []
             delivery_rows: list[dict[str, Any]] = []
             outcomes: list[str] = []
+            reasons: dict[int, str] = {}
             now = time.time()
             for message, item in zip(messages, decoded, strict=True):
                 if isinstance(item, env.EnvelopeError):
+                    reasons[len(outcomes)] = item.reason
                     self._dead_letter(conn, message.body, item.reason, now)
                     outcomes.append("dead_lettered")
                     delivery_rows.append(_delivery(None, "dead_lettered", message, now))
@@ -124,7 +128,7 @@ class Applier:
             if delivery_rows:
                 conn.execute(deliveries.insert(), delivery_rows)
             CRASH_POINTS.hit("consumer.before_commit")
-        return BatchResult(outcomes)
+        return BatchResult(outcomes, reasons)
 
     def write_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """The one place replica rows are written (apply and resync alike)."""

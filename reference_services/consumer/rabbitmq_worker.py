@@ -123,12 +123,20 @@ class RabbitWorker:
             self.stats.retries += 1
             return
         try:
-            self.applier.apply_batch(messages)
+            result = self.applier.apply_batch(messages)
         except ResyncUnavailable:
             self.stats.retries += 1
             if self.variant != "ack_before_commit":
                 channel.basic_nack(last_tag, multiple=True, requeue=True)
             raise
+        # The database store is the record; the broker-side queue is for operators' tools.
+        # Published after the commit and before the ack: a crash between them gives a
+        # second copy, never a lost one.
+        for index, reason in result.dead_letter_reasons.items():
+            channel.basic_publish(
+                rabbitmq.DEAD_LETTER_EXCHANGE, self.consumer_name, messages[index].body,
+                pika.BasicProperties(delivery_mode=2, headers={"x-reason": reason[:500],
+                                                               "x-consumer": self.consumer_name}))
         CRASH_POINTS.hit("consumer.after_apply_before_ack")
         if self.variant != "ack_before_commit":
             channel.basic_ack(last_tag, multiple=True)

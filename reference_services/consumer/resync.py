@@ -74,9 +74,9 @@ class Resyncer:
             raise ResyncError(f"publisher answered {response.status_code} for {product_id}")
         return RemoteProduct(version=body["version"], deleted=False, fields=body)
 
-    def partial(self, ids: Sequence[int]) -> ResyncReport:
+    def partial(self, ids: Sequence[int], kind: str = "partial") -> ResyncReport:
         began = time.monotonic()
-        report = ResyncReport("partial", requested=len(ids))
+        report = ResyncReport(kind, requested=len(ids))
         remote = {pid: self.fetch(pid) for pid in sorted(set(ids))}
         report.fetched = len(remote)
         with self.apply_lock, self.applier.writer.begin() as conn:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +37,24 @@ class VerifierStats:
     failures: int = 0
     latency_ms_total: float = 0.0
     last_outcome: str = "not run"
+    auto_resyncs: int = 0
+    auto_resynced_ids: int = 0
     last_checked_at: float = 0.0
 
 
+# Divergence the consumer can diagnose and safely repair by itself: events that never
+# arrived or arrived late. A "conflict" (same version, other values) means a bug on one
+# side: resyncing before someone has looked would hide it, or repeat it (seed 000).
+AUTO_REPAIRABLE = ("missing", "behind", "extra")
+
+
 class Verifier:
-    def __init__(self, engine: Engine, client: httpx.Client, interval_s: float) -> None:
+    def __init__(self, engine: Engine, client: httpx.Client, interval_s: float,
+                 auto_resync: Callable[[list[int]], object] | None = None) -> None:
         self.engine = engine
         self.client = client
         self.interval_s = interval_s
+        self.auto_resync = auto_resync
         self.stats = VerifierStats()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="verifier", daemon=True)
@@ -60,7 +70,17 @@ class Verifier:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.verify_once()
+            report = self.verify_once(bisect=self.auto_resync is not None)
+            ids = sorted(i for kind in AUTO_REPAIRABLE for i in report.get("kinds", {})
+                         .get(kind, []))
+            if ids and self.auto_resync is not None:
+                try:
+                    self.auto_resync(ids)
+                except RuntimeError as exc:  # publisher unreachable: next round retries
+                    log.warning("automatic resync of %d ids failed: %s", len(ids), exc)
+                else:
+                    self.stats.auto_resyncs += 1
+                    self.stats.auto_resynced_ids += len(ids)
 
     def _source_ranges(self, bounds: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
         spec = ",".join(f"{lo}-{hi}" for lo, hi in bounds)

@@ -320,3 +320,27 @@ def test_fault_was_active_fails_when_a_verified_fault_did_not_slow_replication()
     assert result.details == ("1 faults did not slow replication (pause consumer: 2.0s "
                               "window, max lag 0.01s over 400 events)")
     assert fault_was_active([felt, fault()], expected=2).ok  # no impact data: not judged
+
+
+# -- auto_repaired / accounting with the broker-side queue -----------------------------------
+
+
+def test_auto_repaired_needs_a_repair_and_convergence() -> None:
+    from harness.checkers import auto_repaired
+
+    nothing = auto_repaired([], True)
+    assert not nothing.ok and "never repaired anything" in nothing.details
+    stuck = auto_repaired([3, 5], False)
+    assert not stuck.ok and "did not converge" in stuck.details
+    good = auto_repaired([5, 3], True)
+    assert good.ok and "rewrote 2 rows" in good.details
+
+
+def test_accounting_flags_dead_letters_missing_from_the_broker_queue() -> None:
+    from harness.checkers import accounting
+
+    letters = [{"reason": "malformed JSON: x"}, {"reason": "unknown type: Y"}]
+    short = accounting([], letters, broker_dead_letters=1)
+    assert not short.ok
+    assert "only 1 in the broker-side dead-letter queue" in short.details
+    assert accounting([], letters, broker_dead_letters=3).ok  # at-least-once copies

@@ -213,3 +213,12 @@ def test_rng_stream_depends_on_seed_and_scenario_name() -> None:
     assert a.rng(5).random() == a.rng(5).random()
     assert a.rng(5).random() != a.rng(6).random()
     assert a.rng(5).random() != b.rng(5).random()
+
+
+def test_repair_kinds_are_validated() -> None:
+    from harness.scenario import Repair
+
+    Scenario(name="r", description="d", repair=Repair("auto"))
+    with pytest.raises(ConfigError, match=r"r\.repair\.resync") as info:
+        Scenario(name="r", description="d", repair=Repair("sometimes"))
+    assert "'partial', 'full' or 'auto'" in str(info.value)

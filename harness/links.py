@@ -23,7 +23,10 @@ from harness.runtime.ports import free_port
 RELAY_BROKER = "relay_broker"
 CONSUMER_BROKER = "consumer_broker"
 CONSUMER_PUBLISHER = "consumer_publisher"
-LINKS = (RELAY_BROKER, CONSUMER_BROKER, CONSUMER_PUBLISHER)
+CONSUMER2_BROKER = "consumer2_broker"
+CONSUMER2_PUBLISHER = "consumer2_publisher"
+LINKS = (RELAY_BROKER, CONSUMER_BROKER, CONSUMER_PUBLISHER, CONSUMER2_BROKER,
+         CONSUMER2_PUBLISHER)
 
 T = TypeVar("T")
 

@@ -118,6 +118,10 @@ class ScenarioRun:
                       f"({settings.runtime})")
         t0 = time.monotonic()
         sut.start()
+        second = scenario.second_consumer
+        second_args = ("--initial-sync", "full") if second and second.initial_sync else ()
+        if second is not None and second.join_at_s == 0:
+            sut.start_consumer("consumer2", second_args)
         self.result.metrics["setup_s"] = round(time.monotonic() - t0, 2)
 
         generator = WorkloadGenerator(scenario.workload,
@@ -129,9 +133,18 @@ class ScenarioRun:
                       + (f", {len(plan)} faults scheduled" if plan else ""))
         driver.start()
         load_started = time.monotonic()
-        for planned in plan:
-            self._wait_and_report(driver, sut, load_started + planned.at_s)
-            self._apply_fault(stack, history, sut, planned)
+        timeline: list[tuple[float, PlannedFault | None]] = [(p.at_s, p) for p in plan]
+        if second is not None and second.join_at_s > 0:
+            timeline.append((second.join_at_s, None))  # None: the late joiner starts
+        for at_s, planned in sorted(timeline, key=lambda item: item[0]):
+            self._wait_and_report(driver, sut, load_started + at_s)
+            if planned is None:
+                self.progress("a second consumer joins"
+                              + (" (initial full sync)" if second_args else ""))
+                sut.start_consumer("consumer2", second_args)
+                history.record("join", consumer="consumer2", at_s=at_s)
+            else:
+                self._apply_fault(stack, history, sut, planned)
         while driver.running:
             self._wait_and_report(driver, sut, time.monotonic() + 2.0)
         stats = driver.wait()
@@ -165,7 +178,8 @@ class ScenarioRun:
         fault.heal()
         evidence = fault.evidence()
         healed_at = time.time()
-        record = {"fault": fault.name, "phase": "inject", "at": injected_at,
+        record = {"fault": fault.name, "target": step.target, "phase": "inject",
+                  "at": injected_at,
                   "healed_at": healed_at, "params": planned.params,
                   "expected_lag_s": expected_lag_s(fault, step.target,
                                                    healed_at - injected_at),
@@ -196,13 +210,40 @@ class ScenarioRun:
         self.progress(f"load {100 * stats.attempted // max(1, total)}% "
                       f"({stats.attempted}/{total} writes, {stats.failed} failed) | {seen}")
 
+    def _second_consumer_checks(self, sut: SystemUnderTest, source: list[dict[str, Any]],
+                                published: list[dict[str, Any]],
+                                deliveries: list[dict[str, Any]],
+                                deliveries2: list[dict[str, Any]]) -> list[checkers.CheckResult]:
+        """consumer2 gets its own invariants; and the first consumer must not feel
+        consumer2's faults (fan-out: one subscriber's outage is not another's)."""
+        second = self.scenario.second_consumer
+        assert second is not None
+        replica2 = sut.replica_rows("consumer2")
+        (self.dir / "replica_consumer2.json").write_text(json.dumps(replica2))
+        (self.dir / "deliveries_consumer2.json").write_text(json.dumps(deliveries2))
+        # A late joiner's history before its queue existed arrived by full resync.
+        repaired: set[int] | None = None if second.initial_sync else set()
+        suffix = "[consumer2]"
+        checks = [_renamed(checkers.compare_datasets(source, replica2), suffix),
+                  _renamed(checkers.no_lost_updates(published, deliveries2, repaired), suffix),
+                  _renamed(checkers.effect_once(published, deliveries2, repaired), suffix),
+                  _renamed(checkers.no_stale_overwrite(deliveries2), suffix)]
+        windows = [(f["at"], f["healed_at"]) for f in self.result.faults
+                   if f.get("target") == "consumer2"]
+        if windows:
+            checks.append(checkers.unaffected(published, deliveries, windows, max_lag_s=1.0))
+        return checks
+
     # -- convergence ---------------------------------------------------------------------
     def _snapshots_equal(self, sut: SystemUnderTest) -> bool:
+        """Every consumer's replica matches the source (count, categories, hash)."""
         try:
-            source, replica = sut.source_snapshot(), sut.replica_snapshot()
+            source = sut.source_snapshot()
+            replicas = [sut.replica_snapshot(key) for key in sut.consumer_apis]
         except HarnessError:
             return False
-        return all(source[k] == replica[k] for k in ("count", "categories", "hash"))
+        return all(source[k] == replica[k] for replica in replicas
+                   for k in ("count", "categories", "hash"))
 
     def _await_convergence(self, sut: SystemUnderTest, load_ended: float) -> float | None:
         """Seconds from the end of the load until the replica matched, or None."""
@@ -249,7 +290,14 @@ class ScenarioRun:
                 "convergence", False,
                 f"matched, then diverged within the {scenario.settle_s:.1f}s settle window: "
                 + convergence.details, convergence.counterexample)
-        self.result.faults = assess_faults(self.result.faults, published, deliveries)
+        second = "consumer2" in sut.consumer_apis
+        deliveries2 = sut.deliveries("consumer2") if second else []
+        # Each fault is judged by the replication of the consumer it hit.
+        self.result.faults = [
+            *assess_faults([f for f in self.result.faults if f.get("target") != "consumer2"],
+                           published, deliveries),
+            *assess_faults([f for f in self.result.faults if f.get("target") == "consumer2"],
+                           published, deliveries2)]
         repaired = repaired_ids(integrity)
         poison: dict[str, int] = {}
         for fault_record in self.result.faults:
@@ -268,6 +316,9 @@ class ScenarioRun:
                   checkers.no_stale_overwrite(deliveries),
                   checkers.accounting(deliveries, dead_letters, poison or None,
                                       reasons or None, broker_dead_letters)]
+        if second:
+            checks.extend(self._second_consumer_checks(sut, source, published, deliveries,
+                                                       deliveries2))
         if integrity is not None and integrity["resync"] == "auto":
             checks.append(checkers.auto_repaired(integrity.get("auto_ids", []),
                                                  bool(integrity.get("converged_after_repair"))))
@@ -300,6 +351,11 @@ class ScenarioRun:
             # None (never caught up) dominates: the report must not hide it behind a max.
             self.result.metrics["recovery_s"] = (None if None in recoveries
                                                  else max(r for r in recoveries if r is not None))
+
+
+def _renamed(check: checkers.CheckResult, suffix: str) -> checkers.CheckResult:
+    return checkers.CheckResult(f"{check.name}{suffix}", check.ok, check.details,
+                                check.counterexample)
 
 
 def _noting(check: checkers.CheckResult, dropped: set[tuple[str, int]]) -> checkers.CheckResult:

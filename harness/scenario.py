@@ -83,6 +83,22 @@ class Repair:
 
 
 @dataclass(frozen=True)
+class SecondConsumer:
+    """Another subscriber with its own queue and replica (component "consumer2").
+
+    `join_at_s` > 0 starts it that many seconds into the load, after history exists;
+    `initial_sync` makes it copy the publisher's dataset (full resync) when it joins."""
+
+    join_at_s: float = 0.0
+    initial_sync: bool = False
+
+    def validate(self, where: str) -> None:
+        if self.join_at_s < 0:
+            raise ConfigError(f"{where}.join_at_s", "must be >= 0",
+                              "give 0 to start with the others, or the seconds into the load")
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -91,8 +107,17 @@ class Scenario:
     converge_timeout_s: float = 30.0
     settle_s: float = 1.0
     repair: Repair | None = None
+    second_consumer: SecondConsumer | None = None
 
     def __post_init__(self) -> None:
+        if self.second_consumer is not None:
+            self.second_consumer.validate(f"{self.name}.second_consumer")
+        for index, step in enumerate(self.faults):
+            if isinstance(step, FaultStep) and "2" in step.target \
+                    and self.second_consumer is None:
+                raise ConfigError(f"{self.name}.faults[{index}].target",
+                                  f"{step.target} needs a second consumer",
+                                  "add second_consumer=SecondConsumer() to the scenario")
         if self.repair is not None:
             self.repair.validate(f"{self.name}.repair")
         if not self.name.isidentifier():

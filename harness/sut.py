@@ -15,7 +15,14 @@ from harness.brokers.base import BrokerAdapter
 from harness.brokers.rabbitmq import RabbitMQAdapter
 from harness.errors import SetupError
 from harness.faults.network import ClientProbe
-from harness.links import CONSUMER_BROKER, CONSUMER_PUBLISHER, RELAY_BROKER, Links
+from harness.links import (
+    CONSUMER2_BROKER,
+    CONSUMER2_PUBLISHER,
+    CONSUMER_BROKER,
+    CONSUMER_PUBLISHER,
+    RELAY_BROKER,
+    Links,
+)
 from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
 from harness.runtime.rabbitmq_node import RabbitMQNode
@@ -24,6 +31,10 @@ from harness.waiting import wait_until
 from reference_services.common.envelope import from_event
 
 CONSUMER_NAME = "orders"
+# Component key -> the consumer's name (its queue is <name>.product-events).
+CONSUMER_NAMES = {"consumer": CONSUMER_NAME, "consumer2": "orders2"}
+_CONSUMER_LINKS = {"consumer": (CONSUMER_BROKER, CONSUMER_PUBLISHER),
+                   "consumer2": (CONSUMER2_BROKER, CONSUMER2_PUBLISHER)}
 
 
 def amqp_url(endpoint: Endpoint) -> str:
@@ -53,10 +64,8 @@ class SystemUnderTest:
         self.components["faultproxy"] = proxy
         proxy.start()
         self.links = Links(proxy.endpoint())
-        publisher_port, consumer_port = free_port(), free_port()
+        publisher_port = free_port()
         relay_link = self.links.create(RELAY_BROKER, broker.endpoint())
-        consumer_link = self.links.create(CONSUMER_BROKER, broker.endpoint())
-        api_link = self.links.create(CONSUMER_PUBLISHER, Endpoint("127.0.0.1", publisher_port))
 
         publisher = self.runtime.service(ServiceSpec(
             "publisher", "reference_services.publisher",
@@ -66,24 +75,34 @@ class SystemUnderTest:
             publisher_port))
         self.components["publisher"] = publisher
         publisher.start()
+        self.publisher_api = self._client(publisher.endpoint().http_url())
+        self.consumer_apis: dict[str, httpx.Client] = {}
+        self.start_consumer("consumer", self.consumer_args)
+        self.consumer_api = self.consumer_apis["consumer"]
 
+    def start_consumer(self, key: str, extra_args: tuple[str, ...] = ()) -> None:
+        """Start consumer `key` ("consumer" or "consumer2") behind its own proxied links."""
+        broker = self.components["broker"]
+        name = CONSUMER_NAMES[key]
+        broker_link_name, api_link_name = _CONSUMER_LINKS[key]
+        broker_link = self.links.create(broker_link_name, broker.endpoint())
+        api_link = self.links.create(api_link_name, self.components["publisher"].endpoint())
         consumer = self.runtime.service(ServiceSpec(
-            "consumer", "reference_services.consumer",
-            ("--name", CONSUMER_NAME,
-             "--db-url", f"sqlite:///{self.work_dir / 'consumer.db'}",
-             "--broker-url", amqp_url(consumer_link),
+            key, "reference_services.consumer",
+            ("--name", name,
+             "--db-url", f"sqlite:///{self.work_dir / (key + '.db')}",
+             "--broker-url", amqp_url(broker_link),
              "--publisher-url", api_link.http_url(),
-             "--variant", self.settings.variant_for("consumer"), *self.consumer_args),
-            consumer_port))
-        self.components["consumer"] = consumer
+             "--variant", self.settings.variant_for("consumer"), *extra_args),
+            free_port()))
+        self.components[key] = consumer
         consumer.start()
         # Events published before the consumer's queue exists would be unroutable and
         # silently dropped by the broker: wait until it is subscribed.
-        adapter = self.adapter
-        wait_until(lambda: adapter.consumer_queue(CONSUMER_NAME).consumers >= 1, 20.0,
-                   "the consumer to subscribe to its queue", log_tail=consumer.logs)
-        self.publisher_api = self._client(publisher.endpoint().http_url())
-        self.consumer_api = self._client(consumer.endpoint().http_url())
+        adapter = self.broker
+        wait_until(lambda: adapter.consumer_queue(name).consumers >= 1, 20.0,
+                   f"{key} to subscribe to its queue", log_tail=consumer.logs)
+        self.consumer_apis[key] = self._client(consumer.endpoint().http_url())
 
     def _client(self, url: str) -> httpx.Client:
         client = httpx.Client(base_url=url, timeout=10.0)
@@ -138,8 +157,8 @@ class SystemUnderTest:
     def source_snapshot(self) -> dict[str, Any]:
         return dict(self._get_json(self.publisher_api, "/snapshot"))
 
-    def replica_snapshot(self) -> dict[str, Any]:
-        return dict(self._get_json(self.consumer_api, "/replica/snapshot"))
+    def replica_snapshot(self, key: str = "consumer") -> dict[str, Any]:
+        return dict(self._get_json(self.consumer_apis[key], "/replica/snapshot"))
 
     def consumer_stats(self) -> dict[str, Any]:
         return dict(self._get_json(self.consumer_api, "/stats"))
@@ -156,8 +175,8 @@ class SystemUnderTest:
         lines = self._ndjson(self.publisher_api, "/export")
         return lines[1:]  # the first line is the high-water mark header
 
-    def replica_rows(self) -> list[dict[str, Any]]:
-        return self._ndjson(self.consumer_api, "/replica/export")
+    def replica_rows(self, key: str = "consumer") -> list[dict[str, Any]]:
+        return self._ndjson(self.consumer_apis[key], "/replica/export")
 
     def _paged(self, client: httpx.Client, path: str, key: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -169,11 +188,11 @@ class SystemUnderTest:
             items.extend(page)
             after = page[-1][key]
 
-    def dead_letters(self) -> list[dict[str, Any]]:
-        return list(self._get_json(self.consumer_api, "/dead-letters", limit=100000))
+    def dead_letters(self, key: str = "consumer") -> list[dict[str, Any]]:
+        return list(self._get_json(self.consumer_apis[key], "/dead-letters", limit=100000))
 
     def published_events(self) -> list[dict[str, Any]]:
         return self._paged(self.publisher_api, "/events", "sequence")
 
-    def deliveries(self) -> list[dict[str, Any]]:
-        return self._paged(self.consumer_api, "/deliveries", "id")
+    def deliveries(self, key: str = "consumer") -> list[dict[str, Any]]:
+        return self._paged(self.consumer_apis[key], "/deliveries", "id")

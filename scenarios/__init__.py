@@ -15,10 +15,11 @@ from scenarios import (
     network_faults,
     out_of_sync,
     steady_state,
+    subscribers,
 )
 
 MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage,
-           network_faults, message_chaos, out_of_sync)
+           network_faults, message_chaos, out_of_sync, subscribers)
 
 
 def all_scenarios() -> dict[str, Scenario]:

@@ -9,6 +9,7 @@ from harness.checkers.integrity import (
     integrity_restored,
     no_stale_overwrite,
 )
+from harness.checkers.recovery import unaffected
 from harness.checkers.run_checks import fault_was_active, progress
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "no_lost_updates",
     "no_stale_overwrite",
     "progress",
+    "unaffected",
 ]

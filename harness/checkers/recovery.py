@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.checkers.base import CheckResult
+
 
 def first_processing(deliveries: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     first: dict[str, dict[str, Any]] = {}
@@ -49,3 +51,26 @@ def assess_faults(faults: Sequence[dict[str, Any]], published: Sequence[dict[str
                   deliveries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     first = first_processing(deliveries)
     return [{**f, **assess_fault(f, published, first)} for f in faults]
+
+
+def unaffected(published: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]],
+               windows: Sequence[tuple[float, float]], max_lag_s: float) -> CheckResult:
+    """A consumer kept replicating normally while faults hit another one."""
+    first = first_processing(deliveries)
+    during = [e for e in published if any(lo <= e["occurred_at"] <= hi for lo, hi in windows)]
+    lags = [first[e["event_id"]]["committed_at"] - e["occurred_at"]
+            for e in during if e["event_id"] in first]
+    missing = sum(1 for e in during if e["event_id"] not in first)
+    worst = max(lags, default=0.0)
+    if not during:
+        return CheckResult("unaffected", False,
+                           "no event was written while the other consumer was down: "
+                           "nothing shows this consumer was unaffected")
+    if missing or worst > max_lag_s:
+        return CheckResult("unaffected", False,
+                           f"affected by the other consumer's fault: {missing} of "
+                           f"{len(during)} events missing, worst lag {worst:.3f}s "
+                           f"(allowed {max_lag_s}s)")
+    return CheckResult("unaffected", True,
+                       f"{len(during)} events written during the other consumer's faults, "
+                       f"worst lag {worst * 1000:.0f} ms")

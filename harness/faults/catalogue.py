@@ -24,7 +24,7 @@ from harness.links import LINKS, Links
 from harness.runtime.base import Component
 from reference_services.common.crashpoints import POINTS as CRASH_POINT_NAMES
 
-PROCESS_TARGETS = ("broker", "publisher", "consumer")
+PROCESS_TARGETS = ("broker", "publisher", "consumer", "consumer2")
 LINK_TARGETS = LINKS
 STREAMS = ("upstream", "downstream")
 

@@ -6,20 +6,46 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import time
 
 import httpx
+from sqlalchemy import func, select
 
-from reference_services.common.db import make_engines
+from reference_services.common.db import Engines, make_engines
 from reference_services.common.http import serve_until_signalled
 from reference_services.consumer.app import create_app
 from reference_services.consumer.applier import Applier, RemoteProduct, ResyncUnavailable
-from reference_services.consumer.models import metadata
+from reference_services.consumer.models import metadata, replica_products
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
 from reference_services.consumer.resync import Resyncer, ResyncError
 from reference_services.consumer.verifier import Verifier
 
 VARIANTS = ("none", "ack_before_commit", "no_dedupe", "no_version_check",
             "poison_requeue_loop", "truncate_names")
+
+
+def initial_sync(worker: RabbitWorker, resyncer: Resyncer, engines: Engines) -> None:
+    """A late joiner's queue only holds events from its subscription on; everything older
+    comes from a full resync. Subscribing first, then exporting, leaves no gap: the export
+    covers up to its high-water mark, the queue everything after its creation, and the
+    overlap is deduplicated (inbox) or stale (versions)."""
+    with engines.reader.connect() as conn:
+        if conn.execute(select(func.count()).select_from(replica_products)).scalar_one():
+            return  # not a first start: the queue kept what happened meanwhile
+    for _ in range(300):  # bounded: 30 s for the worker to subscribe
+        if worker.stats.connected:
+            break
+        time.sleep(0.1)
+    for attempt in range(10):
+        try:
+            report = resyncer.full()
+        except ResyncError as exc:
+            logging.getLogger(__name__).warning("initial sync attempt %d: %s", attempt, exc)
+            time.sleep(1.0)
+            continue
+        logging.getLogger(__name__).info("initial sync done: %s", report.to_dict())
+        return
 
 
 def make_fetcher(publisher_url: str) -> httpx.Client:
@@ -43,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("CONSUMER_AUTO_RESYNC", "off"),
                         help="known: repair missing/behind/extra ids found by the periodic "
                              "verification by itself; conflicts always wait for a human")
+    parser.add_argument("--initial-sync", choices=("none", "full"),
+                        default=os.environ.get("CONSUMER_INITIAL_SYNC", "none"),
+                        help="full: a consumer joining late copies the publisher's dataset "
+                             "(full resync) once subscribed, when its replica is empty")
     parser.add_argument("--verify-interval-s", type=float, default=1.0,
                         help="how often to check the replica against the publisher "
                              "(0 disables)")
@@ -72,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     worker = RabbitWorker(applier, args.broker_url, args.name, variant=args.variant,
                           prefetch=args.prefetch)
     worker.start()
+    if args.initial_sync == "full":
+        threading.Thread(target=initial_sync, args=(worker, resyncer, engines),
+                         name="initial-sync", daemon=True).start()
     verifier = Verifier(engines.reader, client, args.verify_interval_s,
                         auto_resync=(lambda ids: resyncer.partial(ids, kind="auto"))
                         if args.auto_resync == "known" else None)

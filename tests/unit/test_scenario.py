@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import ConfigError, HarnessError
 from harness.faults.catalogue import ACTIONS, LINK_TARGETS, PROCESS_TARGETS, ParamRange
-from harness.scenario import FaultStep, Scenario
+from harness.scenario import FaultStep, Scenario, SecondConsumer
 from scenarios import all_scenarios
 
 
@@ -43,7 +43,14 @@ def test_valid_scenario_builds() -> None:
 @pytest.mark.parametrize(("action", "target"),
                          [(a, t) for a in sorted(ACTIONS) for t in ACTIONS[a].targets])
 def test_every_action_and_target_is_accepted(action: str, target: str) -> None:
-    assert build(FaultStep(action, target, at_s=0)).faults[0].action == action
+    extra = {"second_consumer": SecondConsumer()} if "2" in target else {}
+    assert build(FaultStep(action, target, at_s=0), **extra).faults[0].action == action
+
+
+def test_second_consumer_targets_need_a_second_consumer() -> None:
+    error = config_error(FaultStep("stop", "consumer2", at_s=0))
+    assert error.field == "x.faults[0].target"
+    assert "second_consumer=SecondConsumer()" in error.fix
 
 
 @pytest.mark.parametrize(("action", "target"), [
@@ -84,7 +91,7 @@ def test_unknown_target_names_the_path_and_the_choices() -> None:
     error = config_error(FaultStep("kill", "database", at_s=0))
     assert error.field == "x.faults[0].target"
     assert "'database'" in error.problem
-    assert error.fix == "use one of: broker, publisher, consumer"
+    assert error.fix == "use one of: broker, publisher, consumer, consumer2"
 
 
 @pytest.mark.parametrize("field", ["at_s", "duration_s", "jitter_s"])

@@ -100,7 +100,7 @@ def _consumer_call(url: str, path: str, body: dict[str, object]) -> dict[str, ob
 def _cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    report = _consumer_call(args.consumer, "/verify", {"bisect": True})
+    report = _consumer_call(args.consumer, "/verify", {"bisect": True, "sample": 25})
     print(json.dumps({k: v for k, v in report.items() if k not in ("source", "replica")},
                      indent=2))
     return EXIT_PASS if report.get("outcome") == "in_sync" else EXIT_FAIL

@@ -20,6 +20,8 @@ from harness.scenario import Repair
 from harness.sut import SystemUnderTest
 from harness.waiting import wait_until
 
+SPOT_CHECK_ROWS = 25
+
 
 def _post(sut: SystemUnderTest, path: str, body: dict[str, Any],
           timeout_s: float = 60.0) -> dict[str, Any]:
@@ -54,12 +56,13 @@ def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
         record["caught_up"] = False
         record["error"] = str(exc).splitlines()[0]
     record["true_ids"] = divergent_ids(sut)
-    report = _post(sut, "/verify", {"bisect": True})
+    report = _post(sut, "/verify", {"bisect": True, "sample": SPOT_CHECK_ROWS})
     record["outcome"] = report["outcome"]
     record["description"] = report.get("description", "")
     record["detected_ids"] = report.get("divergent_ids")
     record["kinds"] = report.get("kinds", {})
     record["comparisons"] = report.get("comparisons")
+    record["sample"] = report.get("sample", {})
     progress(f"verification: {report['outcome']} ({record['description']}); found "
              f"{len(record['detected_ids'] or [])} ids with {record['comparisons']} range "
              f"comparisons; {len(record['true_ids'])} truly diverged")

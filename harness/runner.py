@@ -328,7 +328,8 @@ class ScenarioRun:
                 bool(integrity.get("converged_after_repair")), integrity["resync"]))
             self.result.metrics["integrity"] = {
                 k: integrity.get(k) for k in ("outcome", "description", "comparisons",
-                                              "kinds", "repair_s", "converged_after_repair")}
+                                              "kinds", "repair_s", "converged_after_repair",
+                                              "sample")}
             self.result.metrics["integrity"]["found"] = len(integrity.get("detected_ids") or [])
             self.result.metrics["integrity"]["truly_diverged"] = len(integrity.get("true_ids", []))
         if faults_planned:

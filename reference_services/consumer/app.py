@@ -70,8 +70,13 @@ def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier,
 
     @app.post("/verify")
     def verify() -> Any:
-        """Integrity check against the publisher; {"bisect": true} also finds the ids."""
-        return jsonify(verifier.verify_once(bisect=bool(json_body().get("bisect"))))
+        """Integrity check against the publisher; {"bisect": true} also finds the ids,
+        {"sample": N} also compares N random rows field by field."""
+        body = json_body()
+        sample = body.get("sample", 0)
+        if not isinstance(sample, int) or not 0 <= sample <= 10_000:
+            return json_error(400, "sample must be an integer from 0 to 10000")
+        return jsonify(verifier.verify_once(bisect=bool(body.get("bisect")), sample=sample))
 
     @app.get("/stats")
     def stats() -> Any:

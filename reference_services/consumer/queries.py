@@ -60,7 +60,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 def counters(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
-        by_outcome = dict(conn.execute(select(deliveries.c.outcome, func.count())
+        by_outcome: dict[str, int] = dict(conn.execute(select(deliveries.c.outcome, func.count())
                                        .group_by(deliveries.c.outcome)).all())
         redelivered = conn.execute(select(func.count()).select_from(deliveries)
                                    .where(deliveries.c.redelivered.is_(True))).scalar_one()

@@ -1,0 +1,119 @@
+"""The consumer's verifier against a fake publisher (httpx MockTransport) and a real SQLite
+replica: outcomes, bisection to the divergent ids, classification, and the spot check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reference_services.common.dataset import summarize
+from reference_services.common.db import make_engines
+from reference_services.consumer.applier import Applier
+from reference_services.consumer.models import metadata
+from reference_services.consumer.verifier import Verifier
+
+
+def row(pid: int, version: int = 1, name: str | None = None) -> dict[str, Any]:
+    return {"id": pid, "name": name or f"product {pid}", "category": "books",
+            "price": 100 + pid, "stock": 5, "restricted_note": "", "version": version}
+
+
+class FakePublisher:
+    """Answers /snapshot, /ranges and /products/{id} from an in-memory dataset."""
+
+    def __init__(self, rows: list[dict[str, Any]], high_water_mark: int) -> None:
+        self.rows = {r["id"]: r for r in rows}
+        self.hwm = high_water_mark
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        live = sorted(self.rows.items())
+        if path == "/snapshot":
+            ids = list(self.rows)
+            body = {**summarize((pid, r) for pid, r in live),
+                    "high_water_mark": self.hwm,
+                    "id_range": [min(ids), max(ids) + 1] if ids else [0, 0]}
+            return httpx.Response(200, json=body)
+        if path == "/ranges":
+            answers = []
+            for part in request.url.params["bounds"].split(","):
+                lo, hi = (int(x) for x in part.split("-"))
+                inside = [(pid, r) for pid, r in live if lo <= pid < hi]
+                answers.append({"lo": lo, "hi": hi, "count": len(inside),
+                                "hash": summarize(inside)["hash"]})
+            return httpx.Response(200, json=answers)
+        if path.startswith("/products/"):
+            pid = int(path.rsplit("/", 1)[1])
+            if pid in self.rows:
+                return httpx.Response(200, json=self.rows[pid])
+            return httpx.Response(404, json={"error": "not found"})
+        return httpx.Response(404, text=json.dumps({"error": path}))
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Any:
+    engines = make_engines(f"sqlite:///{tmp_path}/c.db")
+    metadata.create_all(engines.writer)
+    applier = Applier(engines.writer, lambda _pid: None)
+
+    def build(source: list[dict[str, Any]], replica: list[dict[str, Any]],
+              processed_upto: int) -> Verifier:
+        with engines.writer.begin() as conn:
+            applier.write_rows(conn, [{**r, "deleted": False} for r in replica])
+            if processed_upto:
+                conn.exec_driver_sql(
+                    "INSERT INTO inbox (event_id, type, aggregate_id, version, sequence, raw) "
+                    "VALUES ('e', 'ProductUpserted', '1', 1, ?, '{}')", (processed_upto,))
+        fake = FakePublisher(source, high_water_mark=10)
+        client = httpx.Client(transport=httpx.MockTransport(fake.handle),
+                              base_url="http://publisher")
+        return Verifier(engines.reader, client, interval_s=0)
+
+    return build
+
+
+def test_in_sync(setup: Any) -> None:
+    rows = [row(i) for i in range(1, 50)]
+    report = setup(rows, rows, processed_upto=10).verify_once(bisect=True, sample=10)
+    assert report["outcome"] == "in_sync"
+    assert report["sample"] == {"checked": 10, "differing": []}
+
+
+def test_behind_until_the_high_water_mark_is_processed(setup: Any) -> None:
+    rows = [row(i) for i in range(1, 50)]
+    report = setup(rows, rows[:-3], processed_upto=7).verify_once(bisect=True)
+    assert report["outcome"] == "behind"
+    assert "divergent_ids" not in report  # lag is not divergence: no bisection
+
+
+def test_diverged_is_bisected_and_classified(setup: Any) -> None:
+    source = [row(i) for i in range(1, 200)]
+    replica = [r for r in source if r["id"] not in (17, 150)]  # never arrived
+    replica = [row(40, version=1) if r["id"] == 40 else r for r in replica]
+    source = [row(40, version=2) if r["id"] == 40 else r for r in source]  # replica behind
+    replica = [row(90, name="wrong") if r["id"] == 90 else r for r in replica]  # conflict
+    replica.append(row(250))  # deleted at the source
+    report = setup(source, replica, processed_upto=10).verify_once(bisect=True, sample=300)
+    assert report["outcome"] == "diverged"
+    assert report["divergent_ids"] == [17, 40, 90, 150, 250]
+    assert report["kinds"] == {"missing": [17, 150], "behind": [40], "conflict": [90],
+                               "extra": [250]}
+    assert report["comparisons"] > 0
+    assert set(report["sample"]["differing"]) == {17, 40, 90, 150, 250}
+
+
+def test_unreachable_publisher_counts_a_failure(tmp_path: Path) -> None:
+    engines = make_engines(f"sqlite:///{tmp_path}/c.db")
+    metadata.create_all(engines.writer)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    client = httpx.Client(transport=httpx.MockTransport(refuse), base_url="http://p")
+    verifier = Verifier(engines.reader, client, interval_s=0)
+    assert verifier.verify_once()["outcome"].startswith("unreachable")
+    assert verifier.stats.failures == 1 and verifier.stats.runs == 1

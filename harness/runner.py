@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import checkers
-from harness.checkers.recovery import assess_faults
 from harness.errors import HarnessError
+from harness.evaluation import Collected, SecondConsumerData, evaluate
 from harness.faults.base import Fault
 from harness.faults.catalogue import ACTIONS, FaultRequest
 from harness.faults.network import ToxicFault
@@ -210,30 +209,6 @@ class ScenarioRun:
         self.progress(f"load {100 * stats.attempted // max(1, total)}% "
                       f"({stats.attempted}/{total} writes, {stats.failed} failed) | {seen}")
 
-    def _second_consumer_checks(self, sut: SystemUnderTest, source: list[dict[str, Any]],
-                                published: list[dict[str, Any]],
-                                deliveries: list[dict[str, Any]],
-                                deliveries2: list[dict[str, Any]]) -> list[checkers.CheckResult]:
-        """consumer2 gets its own invariants; and the first consumer must not feel
-        consumer2's faults (fan-out: one subscriber's outage is not another's)."""
-        second = self.scenario.second_consumer
-        assert second is not None
-        replica2 = sut.replica_rows("consumer2")
-        (self.dir / "replica_consumer2.json").write_text(json.dumps(replica2))
-        (self.dir / "deliveries_consumer2.json").write_text(json.dumps(deliveries2))
-        # A late joiner's history before its queue existed arrived by full resync.
-        repaired: set[int] | None = None if second.initial_sync else set()
-        suffix = "[consumer2]"
-        checks = [_renamed(checkers.compare_datasets(source, replica2), suffix),
-                  _renamed(checkers.no_lost_updates(published, deliveries2, repaired), suffix),
-                  _renamed(checkers.effect_once(published, deliveries2, repaired), suffix),
-                  _renamed(checkers.no_stale_overwrite(deliveries2), suffix)]
-        windows = [(f["at"], f["healed_at"]) for f in self.result.faults
-                   if f.get("target") == "consumer2"]
-        if windows:
-            checks.append(checkers.unaffected(published, deliveries, windows, max_lag_s=1.0))
-        return checks
-
     # -- convergence ---------------------------------------------------------------------
     def _snapshots_equal(self, sut: SystemUnderTest) -> bool:
         """Every consumer's replica matches the source (count, categories, hash)."""
@@ -270,73 +245,34 @@ class ScenarioRun:
             broker_dead_letters: int | None = sut.broker.dead_letter_depth(sut.consumer_name)
         except HarnessError:
             broker_dead_letters = None  # e.g. the queue was deleted by a data-loss fault
-        for name, data in (("source", source), ("replica", replica),
-                           ("published", published), ("deliveries", deliveries),
-                           ("dead_letters", dead_letters)):
+        second = None
+        if "consumer2" in sut.consumer_apis:
+            assert scenario.second_consumer is not None
+            second = SecondConsumerData(sut.replica_rows("consumer2"),
+                                        sut.deliveries("consumer2"),
+                                        scenario.second_consumer.initial_sync)
+        stored = {"source": source, "replica": replica, "published": published,
+                  "deliveries": deliveries, "dead_letters": dead_letters}
+        if second is not None:
+            stored.update(replica_consumer2=second.replica, deliveries_consumer2=second.deliveries)
+        for name, data in stored.items():
             (self.dir / f"{name}.json").write_text(json.dumps(data))
         history.record("final_state", source_rows=len(source), replica_rows=len(replica),
                        published=len(published), deliveries=len(deliveries))
-
         history.flush()
         ops = _read_ops(history.path)
-        convergence = checkers.compare_datasets(source, replica)
-        if converged_after_s is None:
-            convergence = checkers.CheckResult(
-                "convergence", False,
-                f"not converged within {scenario.converge_timeout_s:.0f}s: "
-                + convergence.details, convergence.counterexample)
-        elif not convergence.ok:
-            convergence = checkers.CheckResult(
-                "convergence", False,
-                f"matched, then diverged within the {scenario.settle_s:.1f}s settle window: "
-                + convergence.details, convergence.counterexample)
-        second = "consumer2" in sut.consumer_apis
-        deliveries2 = sut.deliveries("consumer2") if second else []
-        # Each fault is judged by the replication of the consumer it hit.
-        self.result.faults = [
-            *assess_faults([f for f in self.result.faults if f.get("target") != "consumer2"],
-                           published, deliveries),
-            *assess_faults([f for f in self.result.faults if f.get("target") == "consumer2"],
-                           published, deliveries2)]
-        repaired = repaired_ids(integrity)
-        poison: dict[str, int] = {}
-        for fault_record in self.result.faults:
-            for kind, count in fault_record.get("poison", {}).items():
-                poison[kind] = poison.get(kind, 0) + count
-        reasons = {k: v for f in self.result.faults
-                   for k, v in f.get("expected_reasons", {}).items()}
-        # Events an injected fault destroyed on purpose are not the system's loss; the
-        # integrity checks judge what became of them.
-        dropped = {(d["aggregate_id"], d["version"]) for f in self.result.faults
-                   for d in f.get("relay_fault", {}).get("dropped", [])}
-        kept = [e for e in published if (e["aggregate_id"], e["version"]) not in dropped]
-        checks = [checkers.progress(ops), convergence,
-                  _noting(checkers.no_lost_updates(kept, deliveries, repaired), dropped),
-                  _noting(checkers.effect_once(kept, deliveries, repaired), dropped),
-                  checkers.no_stale_overwrite(deliveries),
-                  checkers.accounting(deliveries, dead_letters, poison or None,
-                                      reasons or None, broker_dead_letters)]
-        if second:
-            checks.extend(self._second_consumer_checks(sut, source, published, deliveries,
-                                                       deliveries2))
-        if integrity is not None and integrity["resync"] == "auto":
-            checks.append(checkers.auto_repaired(integrity.get("auto_ids", []),
-                                                 bool(integrity.get("converged_after_repair"))))
-        elif integrity is not None:
-            checks.append(checkers.integrity_restored(
-                integrity.get("detected_ids"), integrity["true_ids"],
-                bool(integrity.get("converged_after_repair")), integrity["resync"]))
-            self.result.metrics["integrity"] = {
-                k: integrity.get(k) for k in ("outcome", "description", "comparisons",
-                                              "kinds", "repair_s", "converged_after_repair",
-                                              "sample")}
-            self.result.metrics["integrity"]["found"] = len(integrity.get("detected_ids") or [])
-            self.result.metrics["integrity"]["truly_diverged"] = len(integrity.get("true_ids", []))
-        if faults_planned:
-            checks.append(checkers.fault_was_active(self.result.faults, faults_planned))
-        for check in checks:
+
+        evaluation = evaluate(Collected(
+            ops=ops, source=source, replica=replica, published=published,
+            deliveries=deliveries, dead_letters=dead_letters,
+            broker_dead_letters=broker_dead_letters, faults=self.result.faults,
+            faults_planned=faults_planned, converged_after_s=converged_after_s,
+            converge_timeout_s=scenario.converge_timeout_s, settle_s=scenario.settle_s,
+            integrity=integrity, second=second))
+        for check in evaluation.checks:
             history.record("check", **check.to_dict())
-        self.result.checks = checks
+        self.result.checks = evaluation.checks
+        self.result.faults = evaluation.faults
         self.result.metrics.update(replication_metrics(deliveries))
         self.result.metrics.update({
             "writes_attempted": ops_attempted,
@@ -346,39 +282,8 @@ class ScenarioRun:
             "converged_after_load_s": (round(converged_after_s, 3)
                                        if converged_after_s is not None else None),
             "faults_injected": len(self.result.faults),
+            **evaluation.metrics,
         })
-        recoveries = [f["recovery_s"] for f in self.result.faults if "recovery_s" in f]
-        if recoveries:
-            # None (never caught up) dominates: the report must not hide it behind a max.
-            self.result.metrics["recovery_s"] = (None if None in recoveries
-                                                 else max(r for r in recoveries if r is not None))
-
-
-def _renamed(check: checkers.CheckResult, suffix: str) -> checkers.CheckResult:
-    return checkers.CheckResult(f"{check.name}{suffix}", check.ok, check.details,
-                                check.counterexample)
-
-
-def _noting(check: checkers.CheckResult, dropped: set[tuple[str, int]]) -> checkers.CheckResult:
-    if not dropped:
-        return check
-    return checkers.CheckResult(
-        check.name, check.ok,
-        f"{check.details} ({len(dropped)} events dropped on purpose by the injected fault "
-        "are left to the integrity checks)", check.counterexample)
-
-
-def repaired_ids(integrity: dict[str, Any] | None) -> set[int] | None:
-    """Ids a resync rewrote: their lost events were superseded by the repair. A full resync
-    rewrites every product (None = all)."""
-    if integrity is None:
-        return set()
-    if integrity["resync"] == "full":
-        return None
-    if integrity["resync"] == "auto":
-        return set(integrity.get("auto_ids", []))
-    report = integrity.get("resync_report", {})
-    return set(report.get("changed_ids", [])) | set(integrity.get("detected_ids") or [])
 
 
 def _read_ops(path: Path) -> list[dict[str, Any]]:

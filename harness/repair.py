@@ -72,12 +72,8 @@ def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
     began = time.monotonic()
     resync_report = _resync(sut, repair.resync, ids)
     record["resync_report"] = resync_report
-    try:
-        wait_until(converged, timeout_s, "the replica to converge after the resync")
-        record["converged_after_repair"] = True
-    except WaitTimeout:
-        record["converged_after_repair"] = False
-    record["repair_s"] = round(time.monotonic() - began, 3)
+    _time_convergence(record, began, converged, timeout_s,
+                      "the replica to converge after the resync")
     progress(f"{repair.resync} resync changed {resync_report.get('changed', 0)} rows in "
              f"{resync_report.get('duration_s', 0)}s; converged: "
              f"{record['converged_after_repair']}")
@@ -85,17 +81,23 @@ def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
     return record
 
 
-def _await_auto_repair(sut: SystemUnderTest, record: dict[str, Any], history: History,
-                       timeout_s: float, converged: Callable[[], bool],
-                       progress: Callable[[str], None]) -> dict[str, Any]:
-    """The consumer runs with --auto-resync known: the harness only watches."""
-    began = time.monotonic()
+def _time_convergence(record: dict[str, Any], began: float, converged: Callable[[], bool],
+                      timeout_s: float, describe: str) -> None:
+    """Sets converged_after_repair and repair_s (seconds since `began`) in the record."""
     try:
-        wait_until(converged, timeout_s, "the consumer to repair itself and converge")
+        wait_until(converged, timeout_s, describe)
         record["converged_after_repair"] = True
     except WaitTimeout:
         record["converged_after_repair"] = False
     record["repair_s"] = round(time.monotonic() - began, 3)
+
+
+def _await_auto_repair(sut: SystemUnderTest, record: dict[str, Any], history: History,
+                       timeout_s: float, converged: Callable[[], bool],
+                       progress: Callable[[str], None]) -> dict[str, Any]:
+    """The consumer runs with --auto-resync known: the harness only watches."""
+    _time_convergence(record, time.monotonic(), converged, timeout_s,
+                      "the consumer to repair itself and converge")
     try:
         reports = sut.consumer_api.get("/resync").json()
     except (httpx.HTTPError, ValueError) as exc:

@@ -4,6 +4,7 @@ but valid-looking values. Only an integrity check can notice either."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -101,8 +102,6 @@ class DataLossWhileDown(Fault):
         self.name = f"data_loss_while_down:{destroy.name}"
 
     def inject(self) -> None:
-        import time
-
         self.consumer.stop()
         time.sleep(self.backlog_s)
         self.destroy.inject()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,9 +29,6 @@ class History:
         with self._lock:
             if not self._file.closed:
                 self._file.flush()
-
-    def record_event(self, kind: str, data: Mapping[str, object]) -> None:
-        self.record(kind, **data)
 
     def close(self) -> None:
         with self._lock:

@@ -115,6 +115,15 @@ class Verifier:
                 "round_trips": result.round_trips, "kinds": kinds,
                 "bisection_s": round(time.monotonic() - began, 4)}
 
+    def _source_row(self, product_id: int) -> dict[str, Any] | None:
+        """The publisher's live row, or None when it has none (deleted or never existed).
+        Raises httpx.HTTPError when the publisher cannot be asked."""
+        response = self.client.get(f"/products/{product_id}", timeout=5.0)
+        if response.status_code != 200:
+            return None
+        row: dict[str, Any] = response.json()
+        return row
+
     def _classify(self, ids: list[int]) -> dict[str, list[int]]:
         """missing (never arrived), behind (an older version), extra (deleted at the source),
         conflict (same version, other values: a bug somewhere, to analyse before a resync)."""
@@ -122,15 +131,15 @@ class Verifier:
         local = {r["id"]: r for r in replica_rows(self.engine, ids)}
         for pid in ids:
             try:
-                response = self.client.get(f"/products/{pid}", timeout=5.0)
+                theirs = self._source_row(pid)
             except httpx.HTTPError:
                 continue
             mine = local.get(pid)
-            if response.status_code != 200:
+            if theirs is None:
                 kinds["extra"].append(pid)
             elif mine is None:
                 kinds["missing"].append(pid)
-            elif mine["version"] < response.json()["version"]:
+            elif mine["version"] < theirs["version"]:
                 kinds["behind"].append(pid)
             else:
                 kinds["conflict"].append(pid)
@@ -144,14 +153,11 @@ class Verifier:
         lo = min(source["id_range"][0], replica["id_range"][0])
         hi = max(source["id_range"][1], replica["id_range"][1])
         ids = sample_ids(self._rng, lo, hi, size)
-        remote = []
-        for pid in ids:
-            try:
-                response = self.client.get(f"/products/{pid}", timeout=5.0)
-            except httpx.HTTPError as exc:
-                return {"checked": 0, "error": f"publisher unreachable: {exc}"}
-            if response.status_code == 200:
-                remote.append(response.json())
+        try:
+            fetched = [self._source_row(pid) for pid in ids]
+        except httpx.HTTPError as exc:
+            return {"checked": 0, "error": f"publisher unreachable: {exc}"}
+        remote = [row for row in fetched if row is not None]
         differing = compare_rows(remote, replica_rows(self.engine, ids), REPLICATED_FIELDS)
         return {"checked": len(ids), "differing": differing}
 

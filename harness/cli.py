@@ -10,8 +10,10 @@ import argparse
 import signal
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from harness.errors import ConfigError, HarnessError, SetupError
 from harness.settings import BROKERS, RUNTIMES, RunSettings
@@ -121,72 +123,22 @@ def _cmd_resync(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+BENCH_GROUP = "replication_chaos_harness.benches"
+
+
+def _benches() -> dict[str, Any]:
+    """Benchmarks are plugins (entry points), so those of a service's internals live beside
+    that service and the harness imports none of them."""
+    return {ep.name: ep for ep in entry_points(group=BENCH_GROUP)}
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.what == "integrity":
-        return _bench_integrity(args)
-    if args.what == "resync":
-        return _bench_resync(args)
-    return _bench_proxy(args)
-
-
-def _bench_integrity(args: argparse.Namespace) -> int:
-    import json
-
-    from harness.bench.integrity import format_table, run_integrity_bench
-
-    out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = run_integrity_bench(work_dir=out_dir)
-    print(format_table(data))
-    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
-    print(f"data: {out_dir / 'bench.json'}")
-    return EXIT_PASS
-
-
-def _bench_resync(args: argparse.Namespace) -> int:
-    import json
-
-    from harness.bench.resync import run_resync_bench
-
-    out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = run_resync_bench(out_dir, rows=args.rows)
-    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
-    print(f"\nfull resync of {data['rows']} rows: {data['full_resync_s']} s "
-          f"({data['full_resync_rows_per_s']} rows/s); raw bulk copy of the same rows "
-          f"{data['raw_bulk_copy_s']} s -> {data['full_over_raw_copy']}x the floor")
-    for item in data["partial"]:
-        print(f"partial resync of {item['ids']} ids: {item['seconds']} s "
-              f"({item['per_id_ms']} ms per id)")
-    print(f"data: {out_dir / 'bench.json'}")
-    return EXIT_PASS
-
-
-def _bench_proxy(args: argparse.Namespace) -> int:
-    import json
-
-    from harness.bench.proxy_rabbitmq import run_proxy_bench
-    from harness.faultproxy.bench import run_bench
-
-    out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"bench proxy: {args.messages} messages x {args.repeats} rounds, direct vs proxied")
-    amqp = run_proxy_bench(out_dir, args.messages, args.repeats)
-    print("raw TCP echo, direct vs proxied (2 s each) ...", flush=True)
-    tcp = run_bench(2.0)
-    data = {"bench": "proxy", "rabbitmq": amqp.to_dict(), "tcp_echo": tcp,
-            "targets": {"throughput_ratio": ">= 0.9", "added_p50_ms": "<= 0.5"}}
-    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
-    print(f"\nRabbitMQ publish+consume: direct {amqp.direct_msgs_per_s:.0f} msg/s, "
-          f"proxied {amqp.proxied_msgs_per_s:.0f} msg/s -> ratio {amqp.throughput_ratio:.2f} "
-          "(target >= 0.9)")
-    print(f"AMQP round trip p50: direct {amqp.direct_rtt_p50_ms:.3f} ms, proxied "
-          f"{amqp.proxied_rtt_p50_ms:.3f} ms -> added {amqp.added_p50_ms:.3f} ms "
-          "(target <= 0.5)")
-    print(f"raw TCP bulk ratio {tcp['throughput_ratio']:.2f}, added p50 "
-          f"{tcp['added_p50_ms']:.3f} ms (no broker: the proxy's worst case)")
-    print(f"data: {out_dir / 'bench.json'}")
-    return EXIT_PASS
+    benches = _benches()
+    if args.what not in benches:
+        raise SetupError(f"no benchmark named {args.what!r} is installed (known: "
+                         f"{', '.join(sorted(benches)) or 'none'}); reinstall the project "
+                         "with `make bootstrap`")
+    return int(benches[args.what].load()(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser("bench", help="benchmarks (ratios against the raw part, same run)")
-    bench.add_argument("what", choices=["proxy", "integrity", "resync"])
+    bench.add_argument("what", choices=sorted(_benches()) or ["proxy", "integrity", "resync"])
     bench.add_argument("--rows", type=int, default=100_000, help="resync: dataset size")
     bench.add_argument("--messages", type=int, default=20000)
     bench.add_argument("--repeats", type=int, default=3)

@@ -11,10 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from harness import checkers
-from harness.errors import HarnessError, SetupError, WaitTimeout
+from harness.errors import HarnessError, WaitTimeout
 from harness.history import History
 from harness.scenario import Repair
 from harness.sut import SystemUnderTest
@@ -25,13 +23,7 @@ SPOT_CHECK_ROWS = 25
 
 def _post(sut: SystemUnderTest, path: str, body: dict[str, Any],
           timeout_s: float = 60.0) -> dict[str, Any]:
-    try:
-        response = sut.consumer_api.post(path, json=body, timeout=timeout_s)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise SetupError(f"consumer {path} failed: {exc}") from exc
-    data: dict[str, Any] = response.json()
-    return data
+    return dict(sut.consumer_api.post_json(path, body, timeout_s))
 
 
 def divergent_ids(sut: SystemUnderTest) -> list[int]:
@@ -98,10 +90,7 @@ def _await_auto_repair(sut: SystemUnderTest, record: dict[str, Any], history: Hi
     """The consumer runs with --auto-resync known: the harness only watches."""
     _time_convergence(record, time.monotonic(), converged, timeout_s,
                       "the consumer to repair itself and converge")
-    try:
-        reports = sut.consumer_api.get("/resync").json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise SetupError(f"cannot read the consumer's resync history: {exc}") from exc
+    reports = sut.consumer_api.resync_history()
     autos = [r for r in reports if r.get("kind") == "auto"]
     record["auto_ids"] = sorted({i for r in autos for i in r.get("changed_ids", [])})
     record["auto_resyncs"] = len(autos)

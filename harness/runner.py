@@ -125,7 +125,7 @@ class ScenarioRun:
 
         generator = WorkloadGenerator(scenario.workload,
                                       random.Random(f"{settings.seed}:{scenario.name}:load"))
-        driver = WorkloadDriver(generator, str(sut.publisher_api.base_url), history)
+        driver = WorkloadDriver(generator, sut.publisher.base_url, history)
         stack.callback(driver.stop)
         spec = scenario.workload
         self.progress(f"load: {spec.max_ops} writes at {spec.rate_per_s:.0f}/s"

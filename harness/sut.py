@@ -4,16 +4,14 @@ clients to read their state."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from harness.brokers.base import BrokerAdapter
 from harness.brokers.rabbitmq import RabbitMQAdapter
-from harness.errors import SetupError
+from harness.contract.client import ConsumerClient, PublisherClient
+from harness.contract.envelope import from_event
 from harness.faults.network import ClientProbe
 from harness.links import (
     CONSUMER2_BROKER,
@@ -28,7 +26,6 @@ from harness.runtime.ports import free_port
 from harness.runtime.rabbitmq_node import RabbitMQNode
 from harness.settings import RunSettings
 from harness.waiting import wait_until
-from reference_services.common.envelope import from_event
 
 CONSUMER_NAME = "orders"
 # Component key -> the consumer's name (its queue is <name>.product-events).
@@ -50,7 +47,8 @@ class SystemUnderTest:
         self.work_dir = work_dir
         self.components: dict[str, Component] = {}
         self.adapter: BrokerAdapter | None = None
-        self._clients: list[httpx.Client] = []
+        self.publisher_api: PublisherClient | None = None
+        self.consumer_apis: dict[str, ConsumerClient] = {}
 
     # -- start / stop -----------------------------------------------------------------
     def start(self) -> None:
@@ -75,8 +73,7 @@ class SystemUnderTest:
             publisher_port))
         self.components["publisher"] = publisher
         publisher.start()
-        self.publisher_api = self._client(publisher.endpoint().http_url())
-        self.consumer_apis: dict[str, httpx.Client] = {}
+        self.publisher_api = PublisherClient(publisher.endpoint().http_url())
         self.start_consumer("consumer", self.consumer_args)
         self.consumer_api = self.consumer_apis["consumer"]
 
@@ -102,15 +99,12 @@ class SystemUnderTest:
         adapter = self.broker
         wait_until(lambda: adapter.consumer_queue(name).consumers >= 1, 20.0,
                    f"{key} to subscribe to its queue", log_tail=consumer.logs)
-        self.consumer_apis[key] = self._client(consumer.endpoint().http_url())
-
-    def _client(self, url: str) -> httpx.Client:
-        client = httpx.Client(base_url=url, timeout=10.0)
-        self._clients.append(client)
-        return client
+        self.consumer_apis[key] = ConsumerClient(consumer.endpoint().http_url())
 
     def close(self) -> None:
-        for client in self._clients:
+        if self.publisher_api is not None:
+            self.publisher_api.close()
+        for client in self.consumer_apis.values():
             client.close()
         if self.adapter is not None:
             self.adapter.close()
@@ -129,8 +123,7 @@ class SystemUnderTest:
     def recent_event_bodies(self, count: int) -> list[bytes]:
         """The last `count` published events, encoded exactly as the relay sends them."""
         high = int(self.source_snapshot()["high_water_mark"])
-        events = self._get_json(self.publisher_api, "/events", after=max(0, high - count),
-                                limit=count)
+        events = self.publisher.events(after=max(0, high - count), limit=count)
         return [from_event(e).encode() for e in events]
 
     def link_probe(self, link: str) -> ClientProbe | None:
@@ -140,59 +133,37 @@ class SystemUnderTest:
             return None
 
         def probe() -> Mapping[str, float]:
-            verifier = self._get_json(self.consumer_api, "/health")["verifier"]
+            verifier = self.consumer_api.health()["verifier"]
             return {k: float(verifier[k]) for k in ("runs", "failures", "latency_ms_total")}
 
         return probe
 
     # -- observation ------------------------------------------------------------------
-    def _get_json(self, client: httpx.Client, path: str, **params: Any) -> Any:
-        try:
-            response = client.get(path, params=params)
-            response.raise_for_status()
-            return response.json()
-        except httpx.HTTPError as exc:
-            raise SetupError(f"cannot read {client.base_url}{path}: {exc}") from exc
+    @property
+    def publisher(self) -> PublisherClient:
+        assert self.publisher_api is not None, "start() first"
+        return self.publisher_api
 
     def source_snapshot(self) -> dict[str, Any]:
-        return dict(self._get_json(self.publisher_api, "/snapshot"))
+        return self.publisher.snapshot()
 
     def replica_snapshot(self, key: str = "consumer") -> dict[str, Any]:
-        return dict(self._get_json(self.consumer_apis[key], "/replica/snapshot"))
+        return self.consumer_apis[key].snapshot()
 
     def consumer_stats(self) -> dict[str, Any]:
-        return dict(self._get_json(self.consumer_api, "/stats"))
-
-    def _ndjson(self, client: httpx.Client, path: str) -> list[dict[str, Any]]:
-        try:
-            response = client.get(path)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise SetupError(f"cannot read {client.base_url}{path}: {exc}") from exc
-        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+        return self.consumer_api.stats()
 
     def source_rows(self) -> list[dict[str, Any]]:
-        lines = self._ndjson(self.publisher_api, "/export")
-        return lines[1:]  # the first line is the high-water mark header
+        return self.publisher.rows()
 
     def replica_rows(self, key: str = "consumer") -> list[dict[str, Any]]:
-        return self._ndjson(self.consumer_apis[key], "/replica/export")
-
-    def _paged(self, client: httpx.Client, path: str, key: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        after = 0
-        while True:
-            page = self._get_json(client, path, after=after, limit=10000)
-            if not page:
-                return items
-            items.extend(page)
-            after = page[-1][key]
+        return self.consumer_apis[key].rows()
 
     def dead_letters(self, key: str = "consumer") -> list[dict[str, Any]]:
-        return list(self._get_json(self.consumer_apis[key], "/dead-letters", limit=100000))
+        return self.consumer_apis[key].dead_letters()
 
     def published_events(self) -> list[dict[str, Any]]:
-        return self._paged(self.publisher_api, "/events", "sequence")
+        return self.publisher.events()
 
     def deliveries(self, key: str = "consumer") -> list[dict[str, Any]]:
-        return self._paged(self.consumer_apis[key], "/deliveries", "id")
+        return self.consumer_apis[key].deliveries()

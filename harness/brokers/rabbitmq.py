@@ -13,12 +13,11 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel as Channel
 
 from harness.brokers.base import RELEASE_ORDERS, BrokerAdapter, QueueState, ReleaseOrder
+from harness.contract import naming as topology
 from harness.errors import BrokerError
 from harness.waiting import wait_until
-from reference_services.common import rabbitmq as topology
 
-# The binding every consumer queue has on the event exchange (see declare_consumer_queues).
-EVENTS_BINDING = "products.#"
+EVENTS_BINDING = topology.EVENTS_BINDING
 PERSISTENT = 2  # AMQP delivery_mode
 # Moving held messages back is test-volume work; these bound it in count and time.
 RELEASE_MAX_MESSAGES = 100_000
@@ -28,9 +27,11 @@ NOT_FOUND = 404
 PRECONDITION_FAILED = 406
 
 
-def held_queue_name(consumer_name: str) -> str:
-    """Where events for a diverted consumer wait until they are released."""
-    return f"{consumer_name}.held"
+held_queue_name = topology.held_queue_name
+
+
+def declare_exchange(channel: Channel) -> None:
+    channel.exchange_declare(topology.EXCHANGE, exchange_type="topic", durable=True)
 
 
 def _closed_with(exc: BaseException, code: int) -> bool:
@@ -139,7 +140,7 @@ class RabbitMQAdapter(BrokerAdapter):
         with self._session(f"divert {queue} to {held}") as channel:
             # Fails (404) before anything changes if the consumer has no queue yet.
             channel.queue_declare(queue, passive=True)
-            topology.declare_exchange(channel)
+            declare_exchange(channel)
             channel.queue_declare(held, durable=True)
             # Bind before unbind: at every instant some queue takes each event.
             channel.queue_bind(held, topology.EXCHANGE, routing_key=EVENTS_BINDING)

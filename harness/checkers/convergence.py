@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.checkers.base import CheckResult, sample
-from reference_services.common.dataset import REPLICATED_FIELDS
+from harness.contract.dataset import REPLICATED_FIELDS
 
 
 def compare_datasets(source: Sequence[dict[str, Any]], replica: Sequence[dict[str, Any]],

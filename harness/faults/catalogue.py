@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from harness.brokers.base import BrokerAdapter
+from harness.contract.crash_points import POINTS as CRASH_POINT_NAMES
+from harness.contract.crash_points import service_of
 from harness.faults.base import Fault
 from harness.faults.crash_point import CrashAtPoint
 from harness.faults.messages import (
@@ -22,7 +24,6 @@ from harness.faults.process import CrashMidBatch, KillProcess, PauseProcess, Sto
 from harness.faults.publisher import ConsumerBug, DataLossWhileDown, RelayMisbehaves
 from harness.links import LINKS, Links
 from harness.runtime.base import Component
-from reference_services.common.crashpoints import POINTS as CRASH_POINT_NAMES
 
 PROCESS_TARGETS = ("broker", "publisher", "consumer", "consumer2")
 LINK_TARGETS = LINKS
@@ -125,7 +126,7 @@ ACTIONS: dict[str, FaultAction] = {
         f"crash_point:{point}": FaultAction(
             _crash_point(point),
             {"after_hits": ParamRange(1, 1)},
-            ("publisher",) if point.startswith("relay.") else ("consumer",),
+            (service_of(point),),
             f"the service SIGKILLs itself at {point}; heal restarts it")
         for point in sorted(CRASH_POINT_NAMES)
     },

@@ -1,6 +1,6 @@
-"""Crash at a named point inside a reference service (see reference_services/common/
-crashpoints.py): arm it over the service's admin API, wait for the process to die there,
-and restart it on heal."""
+"""Crash at a named point inside a service under test (names in
+harness/contract/crash_points.py): arm it over the service's admin API, wait for the
+process to die there, and restart it on heal."""
 
 from __future__ import annotations
 

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from harness.brokers.base import BrokerAdapter
+from harness.contract import envelope as env
+from harness.contract import outcomes
 from harness.errors import ConfigError
 from harness.faults.base import Evidence, Fault
-from reference_services.common import envelope as env
 
 EventSource = Callable[[], list[bytes]]
 DataLossHow = Literal["purge", "delete"]
@@ -93,14 +94,14 @@ class Reorder(Fault):
 
 # Every kind of poison message, and a substring of the reason `envelope.decode` gives.
 POISON_REASONS: dict[str, str] = {
-    "malformed_json": "malformed JSON",
-    "not_an_object": "expected an object",
-    "unknown_type": "unknown type",
-    "missing_field": "missing field",
-    "wrong_type": "wrong type for",
-    "unknown_schema_version": "unknown schema_version",
-    "oversized": "oversized",
-    "bad_aggregate_id": "wrong value for aggregate_id",
+    "malformed_json": outcomes.REASON_MALFORMED_JSON,
+    "not_an_object": outcomes.REASON_NOT_AN_OBJECT,
+    "unknown_type": outcomes.REASON_UNKNOWN_TYPE,
+    "missing_field": outcomes.REASON_MISSING_FIELD,
+    "wrong_type": outcomes.REASON_WRONG_TYPE,
+    "unknown_schema_version": outcomes.REASON_UNKNOWN_SCHEMA,
+    "oversized": outcomes.REASON_OVERSIZED,
+    "bad_aggregate_id": outcomes.REASON_BAD_AGGREGATE_ID,
 }
 POISON_KINDS = tuple(POISON_REASONS)
 

@@ -14,14 +14,10 @@ import signal
 import sys
 import threading
 
+from harness.contract.crash_points import POINTS
+
 log = logging.getLogger(__name__)
 
-POINTS = frozenset({
-    "relay.after_commit_before_publish",
-    "relay.after_publish_before_mark_sent",
-    "consumer.before_commit",
-    "consumer.after_apply_before_ack",
-})
 
 
 class CrashPoints:

@@ -61,7 +61,8 @@ def serve_until_signalled(app: Flask, host: str, port: int, on_stop: Callable[[]
 
 def add_admin_routes(app: Flask) -> None:
     """POST /admin/crash-points {"point": ..., "after_hits": 1}; GET lists armed points."""
-    from reference_services.common.crashpoints import CRASH_POINTS, POINTS
+    from harness.contract.crash_points import POINTS
+    from reference_services.common.crashpoints import CRASH_POINTS
 
     @app.get("/admin/crash-points")
     def list_crash_points() -> Any:

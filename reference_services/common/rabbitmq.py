@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import pika
 
-EXCHANGE = "product-events"
-DEAD_LETTER_EXCHANGE = "product-events.dlx"
+from harness.contract.naming import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_BINDING,
+    EXCHANGE,
+    dead_letter_queue_name,
+    queue_name,
+    routing_key,
+)
 
+__all__ = ["DEAD_LETTER_EXCHANGE", "EXCHANGE", "dead_letter_queue_name", "queue_name",
+           "routing_key"]
 
-def routing_key(aggregate_id: str) -> str:
-    return f"products.{aggregate_id}"
-
-
-def queue_name(consumer_name: str) -> str:
-    return f"{consumer_name}.product-events"
-
-
-def dead_letter_queue_name(consumer_name: str) -> str:
-    return f"{consumer_name}.dead-letters"
 
 
 def connection_parameters(url: str) -> pika.URLParameters:
@@ -49,5 +47,5 @@ def declare_consumer_queues(
     channel.queue_bind(dlq, DEAD_LETTER_EXCHANGE, routing_key=consumer_name)
     queue = queue_name(consumer_name)
     channel.queue_declare(queue, durable=True)
-    channel.queue_bind(queue, EXCHANGE, routing_key="products.#")
+    channel.queue_bind(queue, EXCHANGE, routing_key=EVENTS_BINDING)
     return queue

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, select
 
-from reference_services.common.dataset import combine
+from harness.contract.dataset import combine
 
 
 def _live(table: Table) -> Any:

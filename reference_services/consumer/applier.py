@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from reference_services.common import envelope as env
+from harness.contract import envelope as env
+from harness.contract.dataset import row_hash_parts
 from reference_services.common.crashpoints import CRASH_POINTS
-from reference_services.common.dataset import row_hash_parts
 from reference_services.consumer.models import dead_letters, deliveries, inbox, replica_products
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from reference_services.common.dataset import REPLICATED_FIELDS
+from harness.contract.dataset import REPLICATED_FIELDS
 from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
 from reference_services.consumer.models import (
     OUTCOMES,

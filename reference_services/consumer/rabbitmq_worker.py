@@ -16,9 +16,9 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from harness.contract.envelope import EnvelopeError, decode
 from reference_services.common import rabbitmq
 from reference_services.common.crashpoints import CRASH_POINTS
-from reference_services.common.envelope import EnvelopeError, decode
 from reference_services.consumer.applier import Applier, IncomingMessage, ResyncUnavailable
 
 log = logging.getLogger(__name__)

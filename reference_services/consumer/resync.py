@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
-from reference_services.common import envelope as env
+from harness.contract import envelope as env
 from reference_services.consumer.applier import Applier, IncomingMessage, RemoteProduct
 from reference_services.consumer.models import replica_products
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, select
 
-from reference_services.common.dataset import REPLICATED_FIELDS
+from harness.contract.dataset import REPLICATED_FIELDS
 from reference_services.consumer.integrity import (
     bisect_divergent,
     compare_rows,

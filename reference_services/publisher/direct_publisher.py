@@ -10,7 +10,7 @@ import threading
 import pika
 import pika.exceptions
 
-from reference_services.common import envelope as env
+from harness.contract import envelope as env
 from reference_services.common import rabbitmq
 
 log = logging.getLogger(__name__)

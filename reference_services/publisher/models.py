@@ -27,7 +27,7 @@ products = Table(
     Column("version", Integer, nullable=False),
     # Deleted products stay as tombstones so a resync can learn the delete's version.
     Column("deleted", Boolean, nullable=False, default=False),
-    # Halves of the row's digest (reference_services/common/dataset.py): dataset and range
+    # Halves of the row's digest (harness/contract/dataset.py): dataset and range
     # hashes are SUMs over these, so verifying a million rows never reads them.
     Column("h1", Integer, nullable=False, default=0),
     Column("h2", Integer, nullable=False, default=0),

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_services.common import envelope as env
+from harness.contract import envelope as env
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from reference_services.common import envelope as env
-from reference_services.common.dataset import row_hash_parts
+from harness.contract import envelope as env
+from harness.contract.dataset import row_hash_parts
 from reference_services.common.db import Engines
 from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
 from reference_services.publisher.models import metadata, outbox, products

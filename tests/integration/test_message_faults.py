@@ -17,6 +17,7 @@ import pika.exceptions
 import pytest
 
 from harness.brokers.rabbitmq import RabbitMQAdapter, held_queue_name
+from harness.contract import envelope as env
 from harness.errors import BrokerError, ConfigError
 from harness.faults.messages import (
     POISON_KINDS,
@@ -28,7 +29,6 @@ from harness.faults.messages import (
     poison_body,
 )
 from harness.runtime.processes import ProcessRuntime
-from reference_services.common import envelope as env
 from reference_services.common import rabbitmq as topology
 from tests.integration.conftest import processes_started_under
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from reference_services.common import envelope as env
-from reference_services.common.dataset import row_hash_parts
+from harness.contract import envelope as env
+from harness.contract.dataset import row_hash_parts
 from reference_services.common.db import make_engines
 from reference_services.consumer.applier import (
     Applier,

@@ -1,4 +1,4 @@
-"""Unit tests for reference_services.common.dataset: the order-independent dataset hash."""
+"""Unit tests for harness.contract.dataset: the order-independent dataset hash."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_services.common.dataset import (
+from harness.contract.dataset import (
     REPLICATED_FIELDS,
     canonical_row,
     dataset_hash,
@@ -68,7 +68,7 @@ def test_hash_is_the_sums_of_both_digest_halves_mod_2_31() -> None:
 def test_sql_summary_equals_python_summary(tmp_path: Any) -> None:
     from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, create_engine
 
-    from reference_services.common.dataset import row_hash_parts
+    from harness.contract.dataset import row_hash_parts
     from reference_services.common.rowhash_sql import range_summary, table_summary
 
     meta = MetaData()

@@ -1,4 +1,4 @@
-"""Unit tests for reference_services.common.envelope: strict decoding of message bodies."""
+"""Unit tests for harness.contract.envelope: strict decoding of message bodies."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_services.common import envelope as env
-from reference_services.common.envelope import Envelope, EnvelopeError, decode
+from harness.contract import envelope as env
+from harness.contract.envelope import Envelope, EnvelopeError, decode
 
 PRODUCT_PAYLOAD: dict[str, Any] = {
     "name": "red mini 42",

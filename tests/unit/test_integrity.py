@@ -1,5 +1,5 @@
 """Unit tests for reference_services.consumer.integrity (bisection, spot checks, snapshot
-verification) and the harness.bench.integrity benchmark that exercises it over SQLite."""
+verification) and the reference_services.bench.integrity benchmark that exercises it over SQLite."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, Table
 
-from harness.bench.integrity import run_integrity_bench, sql_range_hashes
-from reference_services.common.dataset import REPLICATED_FIELDS, row_hash_parts
+from harness.contract.dataset import REPLICATED_FIELDS, row_hash_parts
+from reference_services.bench.integrity import run_integrity_bench, sql_range_hashes
 from reference_services.common.db import make_engines
 from reference_services.consumer import models as consumer_models
 from reference_services.consumer.integrity import (

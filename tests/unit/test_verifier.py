@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reference_services.common.dataset import summarize
+from harness.contract.dataset import summarize
 from reference_services.common.db import make_engines
 from reference_services.consumer.applier import Applier
 from reference_services.consumer.models import metadata

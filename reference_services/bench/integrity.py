@@ -1,4 +1,4 @@
-"""`python -m harness.bench.integrity`: what the integrity check and bisection cost at scale.
+"""`harness bench integrity`: what the integrity check and bisection cost at scale.
 
 For each dataset size, two SQLite files get the real `products` and `replica_products`
 schemas (engines from `make_engines`, so WAL and pragmas are the production ones) and the
@@ -31,8 +31,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Table
 
+from harness.contract.dataset import REPLICATED_FIELDS, row_hash_parts
 from harness.workload.generator import CATEGORIES, WORDS
-from reference_services.common.dataset import REPLICATED_FIELDS, row_hash_parts
 from reference_services.common.db import Engines, make_engines
 from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
 from reference_services.consumer import models as consumer_models
@@ -289,7 +289,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.bench.integrity",
+    parser = argparse.ArgumentParser(prog="python -m reference_services.bench.integrity",
                                      description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=_int_list, default=[100_000, 1_000_000],
                         help="comma-separated dataset sizes (default 100000,1000000)")

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from harness.bench.integrity import bulk_insert, generate_rows
 from harness.errors import SetupError
 from harness.runtime.base import Component, ServiceSpec
 from harness.runtime.ports import free_port
 from harness.runtime.processes import ProcessRuntime
 from harness.runtime.rabbitmq_node import RabbitMQNode
 from harness.waiting import wait_until
+from reference_services.bench.integrity import bulk_insert, generate_rows
 from reference_services.common.db import make_engines
 from reference_services.consumer.models import metadata as consumer_metadata
 from reference_services.consumer.models import replica_products

@@ -1,0 +1,36 @@
+"""Broker names every party agrees on: where events go and where each consumer reads them.
+
+A topic exchange carries every product event with routing key `products.<aggregate_id>`;
+each consumer owns a durable queue bound with `products.#`, and a dead-letter queue that
+receives, with the reason in a header, what it could not process.
+"""
+
+from __future__ import annotations
+
+EXCHANGE = "product-events"
+DEAD_LETTER_EXCHANGE = "product-events.dlx"
+EVENTS_BINDING = "products.#"
+# Header carrying a dead letter's reason on the broker-side dead-letter queue.
+REASON_HEADER = "x-reason"
+
+
+def routing_key(aggregate_id: str) -> str:
+    return f"products.{aggregate_id}"
+
+
+def queue_name(consumer_name: str) -> str:
+    return f"{consumer_name}.product-events"
+
+
+def dead_letter_queue_name(consumer_name: str) -> str:
+    return f"{consumer_name}.dead-letters"
+
+
+def held_queue_name(consumer_name: str) -> str:
+    """Where events for a diverted consumer wait until they are released (harness-owned)."""
+    return f"{consumer_name}.held"
+
+
+def tap_queue_name(run_tag: str) -> str:
+    """The harness's own subscription to the event stream (its broker tap)."""
+    return f"harness-tap.{run_tag}"

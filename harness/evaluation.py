@@ -14,33 +14,11 @@ from typing import Any
 from harness import checkers
 from harness.checkers.base import CheckResult
 from harness.checkers.recovery import assess_faults
+from harness.collected import Collected, SecondConsumerData
 
 Rows = list[dict[str, Any]]
 
-
-@dataclass(frozen=True)
-class SecondConsumerData:
-    replica: Rows
-    deliveries: Rows
-    initial_sync: bool  # its history before it subscribed arrived by full resync
-
-
-@dataclass(frozen=True)
-class Collected:
-    ops: Rows
-    source: Rows
-    replica: Rows
-    published: Rows
-    deliveries: Rows
-    dead_letters: Rows
-    broker_dead_letters: int | None
-    faults: Rows  # fault records as injected (assessed here)
-    faults_planned: int
-    converged_after_s: float | None
-    converge_timeout_s: float
-    settle_s: float
-    integrity: dict[str, Any] | None = None
-    second: SecondConsumerData | None = None
+__all__ = ["Collected", "Evaluation", "SecondConsumerData", "evaluate", "repaired_ids"]
 
 
 @dataclass

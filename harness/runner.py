@@ -7,7 +7,6 @@ exit path: a pass, a failed check, an exception, or Ctrl-C.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
@@ -16,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.collected import Collected, SecondConsumerData
 from harness.errors import HarnessError
-from harness.evaluation import Collected, SecondConsumerData, evaluate
+from harness.evaluation import evaluate
 from harness.faults.base import Fault
 from harness.faults.catalogue import ACTIONS, FaultRequest
 from harness.faults.network import ToxicFault
@@ -251,24 +251,21 @@ class ScenarioRun:
             second = SecondConsumerData(sut.replica_rows("consumer2"),
                                         sut.deliveries("consumer2"),
                                         scenario.second_consumer.initial_sync)
-        stored = {"source": source, "replica": replica, "published": published,
-                  "deliveries": deliveries, "dead_letters": dead_letters}
-        if second is not None:
-            stored.update(replica_consumer2=second.replica, deliveries_consumer2=second.deliveries)
-        for name, data in stored.items():
-            (self.dir / f"{name}.json").write_text(json.dumps(data))
         history.record("final_state", source_rows=len(source), replica_rows=len(replica),
                        published=len(published), deliveries=len(deliveries))
         history.flush()
         ops = _read_ops(history.path)
 
-        evaluation = evaluate(Collected(
+        collected = Collected(
             ops=ops, source=source, replica=replica, published=published,
             deliveries=deliveries, dead_letters=dead_letters,
             broker_dead_letters=broker_dead_letters, faults=self.result.faults,
             faults_planned=faults_planned, converged_after_s=converged_after_s,
             converge_timeout_s=scenario.converge_timeout_s, settle_s=scenario.settle_s,
-            integrity=integrity, second=second))
+            integrity=integrity, second=second)
+        # Stored before judging: `harness check` re-judges exactly these files.
+        collected.save(self.dir)
+        evaluation = evaluate(collected)
         for check in evaluation.checks:
             history.record("check", **check.to_dict())
         self.result.checks = evaluation.checks

@@ -28,12 +28,12 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     sample().save(tmp_path)
     (tmp_path / "deliveries.json").unlink()
-    with pytest.raises(ConfigError, match="deliveries.json"):
+    with pytest.raises(ConfigError, match=r"deliveries\.json"):
         Collected.load(tmp_path)
 
 
 def test_a_malformed_file_is_named(tmp_path: Path) -> None:
     sample().save(tmp_path)
     (tmp_path / "source.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="source.json"):
+    with pytest.raises(ConfigError, match=r"source\.json"):
         Collected.load(tmp_path)

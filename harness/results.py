@@ -25,9 +25,17 @@ class ScenarioResult:
 
     @property
     def verdict(self) -> str:
-        if self.error:
+        """error: it could not run to a judgement (or a checker crashed); fail: a check
+        found a problem; inconclusive: nothing failed but something could not be shown;
+        pass: every check passed."""
+        statuses = {c.status for c in self.checks}
+        if self.error or "unknown" in statuses:
             return "error"
-        return "pass" if self.passed else "fail"
+        if "fail" in statuses:
+            return "fail"
+        if "inconclusive" in statuses:
+            return "inconclusive"
+        return "pass" if self.passed else "error"
 
     def first_failure(self) -> str:
         if self.error:

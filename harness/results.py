@@ -35,7 +35,7 @@ class ScenarioResult:
             return "fail"
         if "inconclusive" in statuses:
             return "inconclusive"
-        return "pass" if self.passed else "error"
+        return "pass" if self.passed else "fail"
 
     def first_failure(self) -> str:
         if self.error:

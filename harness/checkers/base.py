@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # What a check concluded. "inconclusive": the run could not show what the check needs (e.g.
 # the fault that should have made a divergence made none), which is not a finding about
 # the system; "unknown": the checker itself failed (it raised), so nothing is known.

@@ -45,7 +45,7 @@ def test_sample_limits_and_counts_the_rest() -> None:
 
 def test_check_result_to_dict() -> None:
     result = CheckResult("x", False, "bad", {"ids": [1]})
-    assert result.to_dict() == {"name": "x", "ok": False, "details": "bad",
+    assert result.to_dict() == {"name": "x", "ok": False, "status": "fail", "details": "bad",
                                 "counterexample": {"ids": [1]}}
 
 

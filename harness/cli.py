@@ -1,7 +1,24 @@
 """The `harness` command line.
 
-Exit codes: 0 every scenario passed; 1 a scenario failed; 2 usage or setup error (the
-message says what to do); 130 interrupted (everything started was stopped).
+Exit codes of `run` and `check` follow the scenarios' verdicts and the types of the
+exceptions raised, never the wording of a message:
+
+- 0: every scenario passed.
+- 1: a scenario failed (a check found a problem) or errored: a checker raised (its check
+  is "unknown"), the harness could not carry the scenario out (a HarnessError after the
+  system reached its steady state), or an unexpected exception (a harness bug; its
+  traceback is in the scenario's error.txt). The session goes on to the next scenario.
+- 2: usage or set-up error, with one line saying what to do: a ConfigError (bad option,
+  scenario definition or stored file), a SetupError outside a scenario, an OSError (e.g. a
+  report directory that cannot be written), or every scenario errored while setting up
+  (the system never started or never reached its steady state: the environment is at
+  fault, nothing about the system under test was judged).
+- 3: inconclusive: nothing failed or errored, but a scenario could not show what a check
+  needs (e.g. its fault created no divergence to repair).
+- 130: interrupted (Ctrl-C or SIGTERM); everything started was stopped.
+
+When several apply, the first in this order wins: 130, 2 (every scenario a set-up
+error), 1, 3, 0. The same mapping is `harness.results.exit_code`.
 """
 
 from __future__ import annotations
@@ -16,10 +33,19 @@ from types import FrameType
 from typing import Any
 
 from harness.errors import ConfigError, HarnessError, SetupError
+from harness.results import (
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_USAGE,
+    exit_code,
+)
 from harness.settings import BROKERS, RUNTIMES, RunSettings
 from harness.variants import VARIANTS
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = ["EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_INTERRUPTED", "EXIT_PASS", "EXIT_USAGE",
+           "build_parser", "main"]
 
 
 def _cmd_list(_args: argparse.Namespace) -> int:
@@ -49,28 +75,27 @@ class _Printer:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.reporting import scenario_line
-    from harness.session import run_scenarios, select_scenarios
+    from harness.session import prepare_report_dir, run_scenarios, select_scenarios
 
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
     settings = RunSettings(seed=seed, broker=args.broker, runtime=args.runtime,
                            variant=args.variant, report_root=Path(args.report_dir))
     scenarios = select_scenarios(args.scenarios)
+    prepare_report_dir(settings.report_root)  # before anything starts
     print(f"harness run: {len(scenarios)} scenario(s), seed={seed}, broker={settings.broker}, "
           f"runtime={settings.runtime}, variant={settings.variant}", flush=True)
     result, report_dir = run_scenarios(scenarios, settings, progress=_Printer())
     print()
     for scenario in result.scenarios:
         print(scenario_line(scenario.to_dict()))
-    passed = sum(1 for s in result.scenarios if s.passed)
-    print(f"\n{passed} of {len(result.scenarios)} passed (seed {seed})")
+    verdicts = [s.verdict for s in result.scenarios]
+    inconclusive = verdicts.count("inconclusive")
+    print(f"\n{verdicts.count('pass')} of {len(verdicts)} passed"
+          + (f", {inconclusive} inconclusive" if inconclusive else "") + f" (seed {seed})")
     print(f"report: {report_dir / 'run.json'}")
     if not result.passed:
-        print(f"replay: {result.to_dict()['replay']}")
-    if any(s.error for s in result.scenarios) and passed == 0 and \
-            all(s.error for s in result.scenarios):
-        return EXIT_USAGE if any("SetupError" in s.error or "ComponentStartError" in s.error
-                                 for s in result.scenarios) else EXIT_FAIL
-    return EXIT_PASS if result.passed else EXIT_FAIL
+        print(f"replay: {result.replay_command()}")
+    return result.exit_code
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -83,6 +108,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise SetupError(f"{path} does not exist: give a report directory or its run.json")
     sys.stdout.write(render_summary(load_run_json(path)))
     return EXIT_PASS
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from harness.recheck import recheck, render
+
+    checked = recheck(Path(args.path))
+    for item in checked.scenarios:
+        if item.traceback:  # judging raised: a harness bug, worth its full traceback
+            print(f"harness: judging {item.result.name} raised:\n{item.traceback}",
+                  file=sys.stderr)
+    sys.stdout.write(render(checked))
+    return exit_code([item.result for item in checked.scenarios])
 
 
 def _consumer_call(url: str, path: str, body: dict[str, object]) -> dict[str, object]:
@@ -188,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="print the summary of a stored run")
     report.add_argument("path", help="reports/<run_id> or its run.json")
     report.set_defaults(func=_cmd_report)
+
+    check = sub.add_parser(
+        "check", help="judge a stored run again from its files alone (exit codes as run)")
+    check.add_argument("path", help="reports/<run_id>, its run.json, or one scenario folder "
+                                    "reports/<run_id>/<scenario>")
+    check.set_defaults(func=_cmd_check)
     return parser
 
 
@@ -214,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_FAIL
+    except OSError as exc:
+        # The environment refused something (a file or directory that cannot be written,
+        # a full disk): one line naming it, like any other user-fixable error.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"harness: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("\nharness: interrupted; everything started was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+from harness.checkers.run_checks import DEFAULT_MIN_WRITE_SHARE
 from harness.errors import ConfigError
 
 Rows = list[dict[str, Any]]
@@ -28,10 +29,27 @@ SCHEMA = 1
 
 
 @dataclass(frozen=True)
+class ConsumerObservation:
+    """What the harness saw of one consumer by itself (harness/observers), beside what the
+    consumer says about itself."""
+
+    replica_db: Rows  # its replica table read from its database file, tombstones included
+    samples: Rows  # its rows as they changed while the run went on; `t`: when read
+    sample_reads: list[float]  # when each sampling read began
+    sampler: dict[str, Any]  # the sampler's own status (reads, errors, why it stopped)
+    queue: dict[str, Any] | None  # its queue's counters at the broker; None: unreadable
+    queue_error: str = ""
+    # Its resync reports (GET /resync): testimony, used only to excuse the ids a repair
+    # rewrote and to find the high-water mark a full resync started from.
+    resyncs: Rows = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SecondConsumerData:
     replica: Rows
     deliveries: Rows
     initial_sync: bool  # its history before it subscribed arrived by full resync
+    observed: ConsumerObservation | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,13 @@ class Collected:
     settle_s: float
     integrity: dict[str, Any] | None = None
     second: SecondConsumerData | None = None
+    # The broker tap's records and status (harness/observers/tap.py); None: no tap ran.
+    tap: Rows | None = None
+    tap_status: dict[str, Any] | None = None
+    observed: ConsumerObservation | None = None  # the first consumer, observed
+    # The workload's planned writes (max_ops) and the share of them that must succeed.
+    writes_planned: int | None = None
+    min_write_share: float = DEFAULT_MIN_WRITE_SHARE
 
     def save(self, directory: Path) -> None:
         """One JSON file per field, then the manifest naming them."""
@@ -122,6 +147,12 @@ def _build(kind: type[T], value: Any, path: Path) -> T:
     if not isinstance(value, dict):
         raise ConfigError(str(path), f"expected an object for {kind.__name__}",
                           "restore the file or re-run the scenario")
+    hints = get_type_hints(kind)
+    # A dataclass inside a dataclass (e.g. the second consumer's observation) is rebuilt too.
+    value = {k: (_build(nested, v, path)
+                 if k in hints and v is not None and (nested := _dataclass_in(hints[k]))
+                 else v)
+             for k, v in value.items()}
     try:
         return kind(**value)
     except TypeError as exc:

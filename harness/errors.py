@@ -4,12 +4,14 @@
     +-- ConfigError        a scenario or setting is invalid; names the field and the fix
     +-- SetupError         something the run needs is missing or would not start
     |   +-- ComponentStartError   a component did not become ready (carries its log tail)
+    |   +-- SteadyStateNotReached the system did not replicate before the first fault
     +-- WaitTimeout        a wait_until condition did not hold in time
     +-- FaultError         a fault could not be injected or healed
     +-- BrokerError        a broker operation failed
 
 User errors (ConfigError, SetupError) are printed without a traceback by the CLI and map to
-exit code 2.
+exit code 2. Inside a scenario, any HarnessError raised before its steady state was shown
+is a set-up error; see harness/results.py for how errors become exit codes.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class ComponentStartError(SetupError):
         if log_tail:
             message += f"\n--- last lines of {component}'s log ---\n{log_tail}"
         super().__init__(message)
+
+
+class SteadyStateNotReached(SetupError):
+    """Before the first fault the system did not show that it replicates: the scenario
+    errors as set-up, since nothing a fault then did could be judged."""
 
 
 class WaitTimeout(HarnessError):

@@ -7,18 +7,24 @@ re-run on a stored run's files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness import checkers
-from harness.checkers.base import CheckResult
+from harness.checkers import observed
+from harness.checkers.base import CheckResult, unknown
+from harness.checkers.delivery import Excuses
 from harness.checkers.recovery import assess_faults
-from harness.collected import Collected, SecondConsumerData
+from harness.collected import Collected, ConsumerObservation, SecondConsumerData
+from harness.contract.outcomes import RESYNCED
 
 Rows = list[dict[str, Any]]
 
-__all__ = ["Collected", "Evaluation", "SecondConsumerData", "evaluate", "repaired_ids"]
+__all__ = ["Collected", "Evaluation", "SecondConsumerData", "check_safe", "evaluate",
+           "resync_excuses"]
 
 
 @dataclass
@@ -35,7 +41,7 @@ def evaluate(c: Collected) -> Evaluation:
                              c.published, c.deliveries),
               *assess_faults(hit_second, c.published,
                              c.second.deliveries if c.second else [])]
-    repaired = repaired_ids(c.integrity)
+    excused = resync_excuses(c.integrity, c.observed.resyncs if c.observed else ())
     poison: dict[str, int] = {}
     for record in faults:
         for kind, count in record.get("poison", {}).items():
@@ -46,20 +52,31 @@ def evaluate(c: Collected) -> Evaluation:
     dropped = {(d["aggregate_id"], d["version"]) for f in faults
                for d in f.get("relay_fault", {}).get("dropped", [])}
     kept = [e for e in c.published if (e["aggregate_id"], e["version"]) not in dropped]
-    checks = [checkers.progress(c.ops), _convergence(c),
-              _noting(checkers.no_lost_updates(kept, c.deliveries, repaired), dropped),
-              _noting(checkers.effect_once(kept, c.deliveries, repaired), dropped),
-              checkers.no_stale_overwrite(c.deliveries),
-              checkers.accounting(c.deliveries, c.dead_letters, poison or None,
-                                  reasons or None, c.broker_dead_letters)]
+    checks = [check_safe("progress", lambda: checkers.progress(
+                  c.ops, c.writes_planned, c.min_write_share)),
+              check_safe("convergence", lambda: _convergence(c)),
+              _noting(check_safe("no_lost_updates", lambda: checkers.no_lost_updates(
+                  kept, c.deliveries, excused)), dropped),
+              _noting(check_safe("effect_once", lambda: checkers.effect_once(
+                  kept, c.deliveries, excused)), dropped),
+              check_safe("no_stale_overwrite",
+                         lambda: checkers.no_stale_overwrite(c.deliveries)),
+              check_safe("accounting", lambda: checkers.accounting(
+                  c.deliveries, c.dead_letters, poison or None, reasons or None,
+                  c.broker_dead_letters))]
     if c.second is not None:
         checks.extend(_second_consumer_checks(c, c.second, faults))
+    checks.extend(_observed_checks(c, faults))
     metrics: dict[str, Any] = {}
     if c.integrity is not None:
-        checks.append(_integrity_check(c.integrity))
+        integrity = c.integrity
+        checks.append(check_safe(
+            "auto_repaired" if integrity.get("resync") == "auto" else "integrity_restored",
+            lambda: _integrity_check(integrity, c.deliveries)))
         metrics["integrity"] = _integrity_metrics(c.integrity)
     if c.faults_planned:
-        checks.append(checkers.fault_was_active(faults, c.faults_planned))
+        checks.append(check_safe("fault_was_active", lambda: checkers.fault_was_active(
+            faults, c.faults_planned)))
     recoveries = [f["recovery_s"] for f in faults if "recovery_s" in f]
     if recoveries:
         # None (never caught up) dominates: the report must not hide it behind a max.
@@ -68,8 +85,16 @@ def evaluate(c: Collected) -> Evaluation:
     return Evaluation(checks, faults, metrics)
 
 
+def _replica_read(api_rows: Rows, seen: ConsumerObservation | None) -> Rows:
+    """The replica as the harness read it from the consumer's database file (live rows);
+    as the consumer's API reported it for a run stored before the observers existed."""
+    if seen is None:
+        return api_rows
+    return [r for r in seen.replica_db if not r["deleted"]]
+
+
 def _convergence(c: Collected) -> CheckResult:
-    result = checkers.compare_datasets(c.source, c.replica)
+    result = checkers.compare_datasets(c.source, _replica_read(c.replica, c.observed))
     if c.converged_after_s is None:
         return CheckResult("convergence", False,
                            f"not converged within {c.converge_timeout_s:.0f}s: "
@@ -85,26 +110,36 @@ def _second_consumer_checks(c: Collected, second: SecondConsumerData,
                             faults: Sequence[dict[str, Any]]) -> list[CheckResult]:
     """consumer2 gets its own invariants; and the first consumer must not feel consumer2's
     faults (fan-out: one subscriber's outage is not another's)."""
-    repaired: set[int] | None = None if second.initial_sync else set()
+    excused = resync_excuses(None, second.observed.resyncs if second.observed else ())
     suffix = "[consumer2]"
-    checks = [_renamed(checkers.compare_datasets(c.source, second.replica), suffix),
-              _renamed(checkers.no_lost_updates(c.published, second.deliveries, repaired),
-                       suffix),
-              _renamed(checkers.effect_once(c.published, second.deliveries, repaired), suffix),
-              _renamed(checkers.no_stale_overwrite(second.deliveries), suffix)]
+    checks = [_renamed(check_safe("convergence", lambda: checkers.compare_datasets(
+                  c.source, _replica_read(second.replica, second.observed))), suffix),
+              _renamed(check_safe("no_lost_updates", lambda: checkers.no_lost_updates(
+                  c.published, second.deliveries, excused)), suffix),
+              _renamed(check_safe("effect_once", lambda: checkers.effect_once(
+                  c.published, second.deliveries, excused)), suffix),
+              _renamed(check_safe("no_stale_overwrite", lambda: checkers.no_stale_overwrite(
+                  second.deliveries)), suffix)]
     windows = [(f["at"], f["healed_at"]) for f in faults if f.get("target") == "consumer2"]
     if windows:
-        checks.append(checkers.unaffected(c.published, c.deliveries, windows, max_lag_s=1.0))
+        checks.append(check_safe("unaffected", lambda: checkers.unaffected(
+            c.published, c.deliveries, windows, max_lag_s=1.0)))
     return checks
 
 
-def _integrity_check(integrity: dict[str, Any]) -> CheckResult:
+def _integrity_check(integrity: dict[str, Any], deliveries: Rows) -> CheckResult:
     if integrity["resync"] == "auto":
-        return checkers.auto_repaired(integrity.get("auto_ids", []),
+        # The consumer also repairs by itself when a stock delta finds its previous version
+        # missing: it fetches the product (outcome "resynced") instead of guessing.
+        fetched = {int(d["aggregate_id"]) for d in deliveries
+                   if d["outcome"] == RESYNCED and d.get("aggregate_id") is not None}
+        return checkers.auto_repaired(sorted({*integrity.get("auto_ids", []), *fetched}),
+                                      integrity.get("true_ids"),
                                       bool(integrity.get("converged_after_repair")))
     return checkers.integrity_restored(
-        integrity.get("detected_ids"), integrity["true_ids"],
-        bool(integrity.get("converged_after_repair")), integrity["resync"])
+        integrity.get("detected_ids"), integrity.get("true_ids"),
+        bool(integrity.get("converged_after_repair")), integrity["resync"],
+        integrity.get("sample"))
 
 
 def _integrity_metrics(integrity: dict[str, Any]) -> dict[str, Any]:
@@ -112,11 +147,52 @@ def _integrity_metrics(integrity: dict[str, Any]) -> dict[str, Any]:
             "converged_after_repair", "sample", "auto_resyncs")
     return {**{k: integrity[k] for k in keys if k in integrity},
             "found": len(integrity.get("detected_ids") or integrity.get("auto_ids") or []),
-            "truly_diverged": len(integrity.get("true_ids", []))}
+            "truly_diverged": (len(integrity["true_ids"])
+                               if integrity.get("true_ids") is not None else None)}
+
+
+def _observed_checks(c: Collected, faults: Sequence[dict[str, Any]]) -> list[CheckResult]:
+    """The checks resting on the harness's own observation (harness/checkers/observed.py),
+    per consumer with its suffix; none for a run stored before the observers existed."""
+    if c.tap is None:
+        return []
+    tap, tap_status = c.tap, c.tap_status
+    excuses = observed.Excuses.from_faults(faults)
+    checks = [check_safe("acknowledged_writes_published",
+                         lambda: observed.acknowledged_writes_published(
+                             c.ops, tap, tap_status, excuses)),
+              check_safe("tap_matches_outbox", lambda: observed.tap_matches_outbox(
+                  tap, tap_status, c.published, excuses))]
+    consumers = [("consumer", "", c.observed, c.deliveries, c.replica)]
+    if c.second is not None:
+        consumers.append(("consumer2", "[consumer2]", c.second.observed, c.second.deliveries,
+                          c.second.replica))
+    keys = [key for key, *_ in consumers]
+    for key, suffix, seen, deliveries, api in consumers:
+        if seen is None:
+            continue
+        for check, run in observed.consumer_checks(
+                key, keys, seen, tap, tap_status, c.published, c.source, deliveries, api,
+                excuses):
+            checks.append(_renamed(check_safe(check, run), suffix))
+    return checks
+
+
+def check_safe(name: str, checker: Callable[[], CheckResult]) -> CheckResult:
+    """Run one checker; if it raises, its check `name` is "unknown" (Jepsen's check-safe):
+    a bug in one checker must neither hide the other checks' results nor read as a pass,
+    and the scenario's verdict becomes "error"."""
+    try:
+        return checker()
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        return unknown(name, f"checker raised {type(exc).__name__}: {exc} "
+                             f"(at {Path(frame.filename).name}:{frame.lineno})")
 
 
 def _renamed(check: CheckResult, suffix: str) -> CheckResult:
-    return CheckResult(f"{check.name}{suffix}", check.ok, check.details, check.counterexample)
+    return CheckResult(f"{check.name}{suffix}", check.ok, check.details, check.counterexample,
+                       check.status)
 
 
 def _noting(check: CheckResult, dropped: set[tuple[str, int]]) -> CheckResult:
@@ -125,17 +201,30 @@ def _noting(check: CheckResult, dropped: set[tuple[str, int]]) -> CheckResult:
     return CheckResult(check.name, check.ok,
                        f"{check.details} ({len(dropped)} events dropped on purpose by the "
                        "injected fault are left to the integrity checks)",
-                       check.counterexample)
+                       check.counterexample, check.status)
 
 
-def repaired_ids(integrity: dict[str, Any] | None) -> set[int] | None:
-    """Ids a resync rewrote: their lost events were superseded by the repair. A full resync
-    rewrites every product (None = all)."""
-    if integrity is None:
-        return set()
-    if integrity["resync"] == "full":
-        return None
-    if integrity["resync"] == "auto":
-        return set(integrity.get("auto_ids", []))
-    report = integrity.get("resync_report", {})
-    return set(report.get("changed_ids", [])) | set(integrity.get("detected_ids") or [])
+def resync_excuses(integrity: dict[str, Any] | None,
+                   resyncs: Sequence[dict[str, Any]] = ()) -> Excuses:
+    """What a consumer's resyncs made up for (checkers.delivery.Excuses), from the
+    integrity phase's record and from the consumer's own resync reports (`GET /resync`,
+    e.g. a late joiner's initial sync). A partial or automatic resync excuses the products
+    it rewrote (and, for a partial one, those verification found); a full one excuses
+    only the events up to its export's high-water mark, never a product as a whole."""
+    ids: set[int] = set()
+    reports = list(resyncs)
+    if integrity is not None:
+        if integrity["resync"] == "auto":
+            ids.update(integrity.get("auto_ids", []))
+        elif integrity["resync"] == "partial":
+            ids.update(integrity.get("detected_ids") or [])
+        reports.append(integrity.get("resync_report") or {})
+    marks = []
+    for report in reports:
+        if report.get("kind") == "full":
+            # A full resync that failed reports no mark, and then excuses nothing.
+            if report.get("high_water_mark") is not None:
+                marks.append(int(report["high_water_mark"]))
+        else:
+            ids.update(report.get("changed_ids", []))
+    return Excuses(frozenset(int(i) for i in ids), tuple(marks))

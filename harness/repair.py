@@ -8,10 +8,11 @@ comparison), so integrity_restored can judge the verification itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness import checkers
+from harness.checkers.observed import divergent_by_tap
+from harness.contract.dataset import REPLICATED_FIELDS
 from harness.errors import HarnessError, WaitTimeout
 from harness.history import History
 from harness.scenario import Repair
@@ -26,11 +27,19 @@ def _post(sut: SystemUnderTest, path: str, body: dict[str, Any],
     return dict(sut.consumer_api.post_json(path, body, timeout_s))
 
 
+def diverging_ids(source: Sequence[dict[str, Any]],
+                  replica: Sequence[dict[str, Any]]) -> list[int]:
+    """Every id on one side only or differing in a replicated field: the whole truth (the
+    convergence check's counterexample keeps only the first 100 of each kind)."""
+    src = {int(r["id"]): r for r in source}
+    rep = {int(r["id"]): r for r in replica}
+    return sorted(src.keys() ^ rep.keys()
+                  | {pid for pid in src.keys() & rep.keys()
+                     if any(src[pid][f] != rep[pid][f] for f in REPLICATED_FIELDS)})
+
+
 def divergent_ids(sut: SystemUnderTest) -> list[int]:
-    result = checkers.compare_datasets(sut.source_rows(), sut.replica_rows())
-    example = result.counterexample
-    return sorted({*example.get("missing", []), *example.get("extra", []),
-                   *(int(i) for i in example.get("differing", {}))})
+    return diverging_ids(sut.source_rows(), sut.replica_rows())
 
 
 def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
@@ -94,6 +103,9 @@ def _await_auto_repair(sut: SystemUnderTest, record: dict[str, Any], history: Hi
     autos = [r for r in reports if r.get("kind") == "auto"]
     record["auto_ids"] = sorted({i for r in autos for i in r.get("changed_ids", [])})
     record["auto_resyncs"] = len(autos)
+    # The truth, from the harness's own observation: the ids whose events as the broker
+    # carried them cannot produce the source's state.
+    record["true_ids"] = divergent_by_tap(sut.tapped(), sut.source_rows())
     progress(f"consumer repaired itself: {len(autos)} automatic resyncs changed "
              f"{len(record['auto_ids'])} rows; converged: {record['converged_after_repair']}")
     history.record("integrity", **record)

@@ -1,11 +1,26 @@
-"""Results of a run, shaped as they are written to run.json."""
+"""Results of a run, shaped as they are written to run.json, and the exit code they give."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checkers.base import CheckResult
+
+# Exit codes of `harness run` and `harness check` (documented in harness/cli.py).
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
+EXIT_INTERRUPTED = 130
+
+# Why a scenario could not run to a judgement (ScenarioResult.error_kind):
+# "setup": the system could not be started or never reached its steady state, so nothing
+#   about it was judged; "run": the harness could not carry out the scenario (a fault that
+#   would not inject or heal, a service that stopped answering, a wait that timed out);
+#   "internal": an unexpected exception, i.e. a bug in the harness (traceback in error.txt).
+ERROR_KINDS = ("setup", "run", "internal")
 
 
 @dataclass
@@ -16,7 +31,8 @@ class ScenarioResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
-    error: str = ""  # set when the scenario could not run to its checks
+    error: str = ""  # "<ExceptionType>: message", set when it could not run to its checks
+    error_kind: str = ""  # one of ERROR_KINDS when error is set
     report_dir: str = ""
 
     @property
@@ -40,8 +56,12 @@ class ScenarioResult:
     def first_failure(self) -> str:
         if self.error:
             return self.error.splitlines()[0]
-        failed = [c for c in self.checks if not c.ok]
-        return f"{failed[0].name}: {failed[0].details}" if failed else ""
+        # Unknown (a checker raised) first: it is why the verdict is "error".
+        for status in ("unknown", "fail", "inconclusive"):
+            for check in self.checks:
+                if check.status == status:
+                    return f"{check.name}: {check.details}"
+        return ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,11 +70,35 @@ class ScenarioResult:
             "seed": self.seed,
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
+            "error_kind": self.error_kind,
             "checks": [c.to_dict() for c in self.checks],
             "metrics": self.metrics,
             "faults": self.faults,
             "report_dir": self.report_dir,
         }
+
+
+def exit_code(scenarios: Sequence[ScenarioResult], interrupted: bool = False) -> int:
+    """What a run (or a re-check) of these scenarios exits with.
+
+    130 interrupted; 2 when every scenario errored while setting up (the environment is the
+    problem, not the system under test); 1 when a scenario failed or errored (also when
+    none ran); 3 when nothing failed but something could not be shown (inconclusive);
+    0 when every scenario passed.
+    """
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if scenarios and all(s.error and s.error_kind == "setup" for s in scenarios):
+        return EXIT_USAGE
+    verdicts = {s.verdict for s in scenarios}
+    if not scenarios or verdicts & {"fail", "error"}:
+        return EXIT_FAIL
+    if "inconclusive" in verdicts:
+        return EXIT_INCONCLUSIVE
+    return EXIT_PASS
+
+
+_RUN_VERDICTS = {EXIT_PASS: "pass", EXIT_INCONCLUSIVE: "inconclusive", EXIT_USAGE: "error"}
 
 
 @dataclass
@@ -74,8 +118,18 @@ class RunResult:
         return bool(self.scenarios) and all(s.passed for s in self.scenarios) \
             and not self.interrupted
 
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.scenarios, self.interrupted)
+
+    @property
+    def verdict(self) -> str:
+        """pass, inconclusive, error (nothing could be set up) or fail (anything else,
+        an interrupted run included)."""
+        return _RUN_VERDICTS.get(self.exit_code, "fail")
+
     def replay_command(self) -> str:
-        """Re-runs what failed (everything, if nothing did) with the same seed."""
+        """Re-runs what did not pass (everything, if all did) with the same seed."""
         failed = [s.name for s in self.scenarios if not s.passed]
         names = failed or [s.name for s in self.scenarios]
         return (f"harness run {' '.join(names)} --seed {self.seed} --broker {self.broker} "
@@ -91,7 +145,8 @@ class RunResult:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "interrupted": self.interrupted,
-            "verdict": "pass" if self.passed else "fail",
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
             "replay": self.replay_command(),
             "scenarios": [s.to_dict() for s in self.scenarios],
         }

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import random
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.collected import Collected, SecondConsumerData
-from harness.errors import HarnessError
+from harness import steady_state
+from harness.collected import Collected, ConsumerObservation, SecondConsumerData
+from harness.errors import HarnessError, SteadyStateNotReached
 from harness.evaluation import evaluate
 from harness.faults.base import Fault
 from harness.faults.catalogue import ACTIONS, FaultRequest
@@ -24,6 +26,7 @@ from harness.faults.network import ToxicFault
 from harness.history import History, read_history
 from harness.links import CONSUMER_PUBLISHER
 from harness.metrics import replication_metrics
+from harness.observers.replica_db import matches_source
 from harness.repair import detect_and_repair
 from harness.results import ScenarioResult
 from harness.runtime.processes import ProcessRuntime
@@ -51,16 +54,25 @@ class PlannedFault:
 IMPACT_MIN_DURATION_S = 1.0
 # Lag that counts as felt for an outage or a throttle: this share of its duration.
 IMPACT_SHARE = 0.3
+# Lag that counts as felt for added latency: this share of its lowest value (latency
+# minus jitter). On the relay's link the latency delays publisher confirms, and events
+# written while a batch awaits its confirm wait only the rest of that round trip: their
+# lags spread over [0, latency], and the lag a quarter of them reach (what recovery.py
+# judges) is about 3/4 of it. Half leaves a margin for the spread.
+LATENCY_SHARE = 0.5
 
 
 def expected_lag_s(fault: Fault, target: str, duration_s: float) -> float | None:
-    """The replication lag a fault must cause to count as felt, or None when replication
-    lag cannot show it (the publisher API link carries no events; a dead publisher API
-    makes writes fail instead of slowing them)."""
+    """The replication lag a fault must add to count as felt (on top of the lag before it,
+    see harness/checkers/recovery.py), or None when replication lag cannot show it (the
+    publisher API link carries no events; a dead publisher API makes writes fail instead
+    of slowing them)."""
     if target in ("publisher", CONSUMER_PUBLISHER) or not fault.slows_replication:
         return None
     if isinstance(fault, ToxicFault) and fault.toxic_type == "latency":
-        return round(0.8 * float(fault.attributes.get("latency", 0)) / 1000, 3)
+        lowest_ms = (float(fault.attributes.get("latency", 0))
+                     - float(fault.attributes.get("jitter", 0)))
+        return round(LATENCY_SHARE * max(0.0, lowest_ms) / 1000, 3)
     if duration_s < IMPACT_MIN_DURATION_S:
         return None
     return round(IMPACT_SHARE * duration_s, 3)
@@ -84,19 +96,49 @@ class ScenarioRun:
         self.result = ScenarioResult(scenario.name, settings.seed, report_dir=str(self.dir))
 
     def execute(self) -> ScenarioResult:
+        """Run the scenario; any exception but an interrupt becomes the scenario's error
+        (its traceback in error.txt), so the session goes on to the next scenario."""
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         history = History(self.dir / "history.jsonl")
+        # Until the steady state is shown, a HarnessError means the system could not be set
+        # up; after it, that the scenario could not be carried out (see ERROR_KINDS).
+        self.setting_up = True
         try:
             with ExitStack() as stack:
                 stack.callback(history.close)
                 self._run(stack, history)
-        except HarnessError as exc:
+        except Exception as exc:  # one scenario's crash must not end the session
+            if not isinstance(exc, HarnessError):
+                kind = "internal"
+            else:
+                kind = "setup" if self.setting_up else "run"
             self.result.error = f"{type(exc).__name__}: {exc}"
-            self.progress(f"error: {self.result.error.splitlines()[0]}")
+            self.result.error_kind = kind
+            (self.dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
+            self.progress(f"error: {self.result.error.splitlines()[0]} "
+                          f"(traceback in {self.dir / 'error.txt'})")
         finally:
             self.result.duration_s = time.monotonic() - started
         return self.result
+
+    def _prove_steady_state(self, sut: SystemUnderTest, history: History, before: str) -> None:
+        """The steady-state hypothesis (harness/steady_state.py), `before` the first fault
+        (or the load's end): raises SteadyStateNotReached when the system does not
+        replicate, so the scenario errors as set-up instead of yielding findings."""
+        second = self.scenario.second_consumer
+        # A late joiner got its history by resync, not through its log: not judged here.
+        keys = [k for k in sut.consumer_apis
+                if k == "consumer" or (second is not None and second.join_at_s == 0)]
+        outcome = steady_state.prove(
+            sut.published_events,
+            {k: steady_state.ProcessedLog(sut.consumer_apis[k]) for k in keys})
+        history.record("steady_state", before=before, **outcome.record())
+        if not outcome.ok:
+            raise SteadyStateNotReached(steady_state.not_reached(before, outcome.details))
+        self.result.metrics["steady_state_s"] = round(max(outcome.caught_up_s.values()), 3)
+        self.progress(f"steady state: {outcome.details}")
+        self.setting_up = False
 
     def _run(self, stack: ExitStack, history: History) -> None:
         scenario, settings = self.scenario, self.settings
@@ -143,7 +185,12 @@ class ScenarioRun:
                 sut.start_consumer("consumer2", second_args)
                 history.record("join", consumer="consumer2", at_s=at_s)
             else:
+                if self.setting_up:
+                    self._prove_steady_state(sut, history, "before the first fault")
                 self._apply_fault(stack, history, sut, planned)
+        if self.setting_up:  # no fault: shown halfway through the load instead
+            self._wait_and_report(driver, sut, load_started + spec.duration_s / 2)
+            self._prove_steady_state(sut, history, "halfway through the load")
         while driver.running:
             self._wait_and_report(driver, sut, time.monotonic() + 2.0)
         stats = driver.wait()
@@ -211,17 +258,19 @@ class ScenarioRun:
 
     # -- convergence ---------------------------------------------------------------------
     def _snapshots_equal(self, sut: SystemUnderTest) -> bool:
-        """Every consumer's replica matches the source (count, categories, hash)."""
+        """Every consumer's replica, read from its database file, equals the source's rows
+        (the publisher's export) field for field. The harness compares the data itself:
+        the services' own hashes would hide a bug in their digest."""
         try:
-            source = sut.source_snapshot()
-            replicas = [sut.replica_snapshot(key) for key in sut.consumer_apis]
+            source = sut.source_rows()
+            replicas = [sut.replica_db_rows(key) for key in sut.consumer_apis]
         except HarnessError:
             return False
-        return all(source[k] == replica[k] for replica in replicas
-                   for k in ("count", "categories", "hash"))
+        return all(matches_source(source, replica) for replica in replicas)
 
     def _await_convergence(self, sut: SystemUnderTest, load_ended: float) -> float | None:
-        """Seconds from the end of the load until the replica matched, or None."""
+        """Seconds from the end of the load until every replica matched (as
+        _snapshots_equal reads them), or None."""
         deadline = load_ended + self.scenario.converge_timeout_s
         while time.monotonic() < deadline:
             if self._snapshots_equal(sut):
@@ -238,7 +287,11 @@ class ScenarioRun:
             self.progress(f"converged {converged_after_s:.2f}s after the load; "
                           f"settling {scenario.settle_s:.1f}s")
             time.sleep(scenario.settle_s)
-        source, replica = sut.source_rows(), sut.replica_rows()
+        # The run is over: what the observers saw is final.
+        sut.stop_sampling()
+        tap, tap_status = sut.finish_tap()
+        source = sut.source_rows()
+        replica, seen = _observe_consumer(sut, "consumer")
         published, deliveries = sut.published_events(), sut.deliveries()
         dead_letters = sut.dead_letters()
         try:
@@ -248,11 +301,17 @@ class ScenarioRun:
         second = None
         if "consumer2" in sut.consumer_apis:
             assert scenario.second_consumer is not None
-            second = SecondConsumerData(sut.replica_rows("consumer2"),
-                                        sut.deliveries("consumer2"),
-                                        scenario.second_consumer.initial_sync)
+            replica2, seen2 = _observe_consumer(sut, "consumer2")
+            second = SecondConsumerData(replica2, sut.deliveries("consumer2"),
+                                        scenario.second_consumer.initial_sync, seen2)
         history.record("final_state", source_rows=len(source), replica_rows=len(replica),
                        published=len(published), deliveries=len(deliveries))
+        observations = {"consumer": seen}
+        if second is not None and second.observed is not None:
+            observations["consumer2"] = second.observed
+        history.record("observation", tap=tap_status, **{
+            key: {"sampler": o.sampler, "queue": o.queue, "queue_error": o.queue_error}
+            for key, o in observations.items()})
         history.flush()
         ops = _read_ops(history.path)
 
@@ -262,7 +321,10 @@ class ScenarioRun:
             broker_dead_letters=broker_dead_letters, faults=self.result.faults,
             faults_planned=faults_planned, converged_after_s=converged_after_s,
             converge_timeout_s=scenario.converge_timeout_s, settle_s=scenario.settle_s,
-            integrity=integrity, second=second)
+            integrity=integrity, second=second, tap=tap, tap_status=tap_status,
+            observed=seen,
+            writes_planned=scenario.workload.max_ops,
+            min_write_share=scenario.min_write_share)
         # Stored before judging: `harness check` re-judges exactly these files.
         collected.save(self.dir)
         evaluation = evaluate(collected)
@@ -285,3 +347,26 @@ class ScenarioRun:
 
 def _read_ops(path: Path) -> list[dict[str, Any]]:
     return [r for r in read_history(path) if r["kind"] == "op"]
+
+
+def _observe_consumer(sut: SystemUnderTest, key: str
+                      ) -> tuple[list[dict[str, Any]], ConsumerObservation]:
+    """The replica as the consumer's API reports it, and what the harness saw by itself.
+    The database file is read before and after the API, until both reads agree (three
+    tries): the two views are then of one state, so any difference is a finding."""
+    for _ in range(3):
+        before = sut.replica_db_rows(key)
+        api = sut.replica_rows(key)
+        after = sut.replica_db_rows(key)
+        if before == after:
+            break
+    sampler = sut.samplers[key]
+    try:
+        queue: dict[str, Any] | None = asdict(sut.queue_counters(key))
+        queue_error = ""
+    except HarnessError as exc:
+        queue, queue_error = None, str(exc)
+    return api, ConsumerObservation(
+        replica_db=after, samples=sampler.changes(), sample_reads=sampler.reads(),
+        sampler=sampler.status(), queue=queue, queue_error=queue_error,
+        resyncs=sut.resync_reports(key))

@@ -6,10 +6,12 @@ into processes and threads; checks are chosen from what the scenario does.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from harness.checkers.run_checks import DEFAULT_MIN_WRITE_SHARE
 from harness.errors import ConfigError
 from harness.faults.catalogue import ACTIONS, STREAMS, ParamRange
 from harness.workload import WorkloadSpec
@@ -46,9 +48,7 @@ class FaultStep:
                               f"use one of: {', '.join(STREAMS)}")
         for name, value in (("at_s", self.at_s), ("duration_s", self.duration_s),
                             ("jitter_s", self.jitter_s)):
-            if value < 0:
-                raise ConfigError(f"{where}.{name}", f"must be >= 0, got {value}",
-                                  "give a non-negative number of seconds")
+            _require_seconds(f"{where}.{name}", value)
         for name, given in self.params.items():
             if not isinstance(given, ParamRange):
                 raise ConfigError(f"{where}.params.{name}",
@@ -59,12 +59,61 @@ class FaultStep:
             accepted = ", ".join(ACTIONS[self.action].params) or "none"
             raise ConfigError(f"{where}.params", f"unknown parameters {sorted(unknown)}",
                               f"{self.action} accepts: {accepted}")
+        # The action's defaults too: every range this step can draw from.
+        for name, given in sorted({**ACTIONS[self.action].params, **self.params}.items()):
+            _require_range(f"{where}.params.{name}", name, given)
 
     def resolve(self, rng: random.Random) -> tuple[float, dict[str, float]]:
         """Concrete start time and parameters for this run, drawn from the seed."""
         at = self.at_s + (rng.uniform(0, self.jitter_s) if self.jitter_s else 0.0)
         ranges = {**ACTIONS[self.action].params, **self.params}
         return at, {name: r.draw(rng) for name, r in sorted(ranges.items())}
+
+
+# Bounds of fault parameters by name, whatever the action. Counts need at least one (zero
+# copies or events would inject nothing and prove nothing); a bandwidth of 0 or a slice of
+# 0 bytes never moves data; shares and flags lie in [0, 1]; every other parameter (times,
+# delays, latencies, jitters, byte limits) is at least 0.
+_AT_LEAST_ONE = frozenset({"after_hits", "copies", "count", "events", "per_kind"})
+_ABOVE_ZERO = frozenset({"rate", "average_size"})
+_SHARES = frozenset({"toxicity", "delete_queue"})
+
+
+def _finite(value: object) -> bool:
+    """A real number, neither NaN nor infinite (a bool is not a number here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _require_seconds(where: str, value: float) -> None:
+    if not _finite(value):
+        raise ConfigError(where, f"must be a finite number of seconds, got {value!r}",
+                          "give a non-negative number of seconds")
+    if value < 0:
+        raise ConfigError(where, f"must be >= 0, got {value}",
+                          "give a non-negative number of seconds")
+
+
+def _require_range(where: str, name: str, given: ParamRange) -> None:
+    for bound in (given.low, given.high):
+        if not _finite(bound):
+            raise ConfigError(where, f"bounds must be finite numbers, got {bound!r}",
+                              "write ParamRange(low, high) with numbers, e.g. "
+                              "ParamRange(1, 2)")
+    if given.low > given.high:
+        raise ConfigError(where, f"inverted range: low {given.low} > high {given.high}",
+                          f"write ParamRange({given.high}, {given.low})")
+    if name in _AT_LEAST_ONE and given.low < 1:
+        raise ConfigError(where, f"must be at least 1, got low {given.low}",
+                          "give a count of 1 or more")
+    if name in _ABOVE_ZERO and given.low <= 0:
+        raise ConfigError(where, f"must be > 0, got low {given.low}", "give a positive value")
+    if name in _SHARES and given.high > 1:
+        raise ConfigError(where, f"must lie in [0, 1], got high {given.high}",
+                          "give a value from 0 to 1")
+    if given.low < 0:
+        raise ConfigError(where, f"must be >= 0, got low {given.low}",
+                          "give a non-negative value")
 
 
 @dataclass(frozen=True)
@@ -93,6 +142,9 @@ class SecondConsumer:
     initial_sync: bool = False
 
     def validate(self, where: str) -> None:
+        if not _finite(self.join_at_s):
+            raise ConfigError(f"{where}.join_at_s", f"must be finite, got {self.join_at_s!r}",
+                              "give 0 to start with the others, or the seconds into the load")
         if self.join_at_s < 0:
             raise ConfigError(f"{where}.join_at_s", "must be >= 0",
                               "give 0 to start with the others, or the seconds into the load")
@@ -108,8 +160,15 @@ class Scenario:
     settle_s: float = 1.0
     repair: Repair | None = None
     second_consumer: SecondConsumer | None = None
+    # Share of the workload's planned writes that must succeed (the progress check); a
+    # scenario whose faults are meant to make writes fail declares a lower one.
+    min_write_share: float = DEFAULT_MIN_WRITE_SHARE
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.min_write_share <= 1.0:
+            raise ConfigError(f"{self.name}.min_write_share",
+                              f"must be between 0 and 1, got {self.min_write_share}",
+                              "give the share of planned writes that must succeed, e.g. 0.9")
         if self.second_consumer is not None:
             self.second_consumer.validate(f"{self.name}.second_consumer")
         for index, step in enumerate(self.faults):
@@ -118,6 +177,16 @@ class Scenario:
                 raise ConfigError(f"{self.name}.faults[{index}].target",
                                   f"{step.target} needs a second consumer",
                                   "add second_consumer=SecondConsumer() to the scenario")
+            joins = self.second_consumer.join_at_s if self.second_consumer else 0.0
+            # A late joiner does not exist before it joins (a fault at the same moment
+            # would come first), so nothing can be done to it or its links until then.
+            if isinstance(step, FaultStep) and "2" in step.target and joins > 0 \
+                    and _finite(step.at_s) and step.at_s <= joins:
+                raise ConfigError(f"{self.name}.faults[{index}].at_s",
+                                  f"{step.target} is faulted at {step.at_s}s, but consumer2 "
+                                  f"only joins at {joins}s",
+                                  f"schedule the fault after {joins}s, or let consumer2 "
+                                  "join earlier")
         if self.repair is not None:
             self.repair.validate(f"{self.name}.repair")
         if not self.name.isidentifier():
@@ -129,11 +198,13 @@ class Scenario:
                                   f"expected FaultStep, got {type(step).__name__}",
                                   "build each entry with FaultStep(action=..., target=...)")
             step.validate(f"{self.name}.faults[{index}]")
-        if self.converge_timeout_s <= 0:
-            raise ConfigError(f"{self.name}.converge_timeout_s", "must be > 0",
+        if not _finite(self.converge_timeout_s) or self.converge_timeout_s <= 0:
+            raise ConfigError(f"{self.name}.converge_timeout_s",
+                              f"must be a finite number > 0, got {self.converge_timeout_s!r}",
                               "give the seconds allowed to converge after the load")
-        if self.settle_s < 0:
-            raise ConfigError(f"{self.name}.settle_s", "must be >= 0",
+        if not _finite(self.settle_s) or self.settle_s < 0:
+            raise ConfigError(f"{self.name}.settle_s",
+                              f"must be a finite number >= 0, got {self.settle_s!r}",
                               "give how long the replica must stay equal")
 
     def rng(self, seed: int) -> random.Random:

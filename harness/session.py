@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,7 +34,35 @@ def select_scenarios(names: Sequence[str]) -> list[Scenario]:
     if unknown:
         raise ConfigError("scenario", f"unknown scenario(s) {', '.join(unknown)}",
                           f"run `harness list`; known: {', '.join(catalogue)}")
+    _reject_repeats(names)
     return [catalogue[n] for n in names]
+
+
+def _reject_repeats(names: Sequence[str]) -> None:
+    # Both would write the same <run_id>/<scenario>/ folder; one run judges each once.
+    twice = sorted(name for name, count in Counter(names).items() if count > 1)
+    if twice:
+        raise ConfigError("scenario", f"named more than once: {', '.join(twice)}",
+                          "name each scenario once; to repeat one, run it again with "
+                          "another --seed")
+
+
+def prepare_report_dir(path: Path) -> Path:
+    """Create the report directory and make sure files can be written in it, before
+    anything is started; a ConfigError names the directory and the reason otherwise."""
+    path = path.resolve()
+    fix = "give a directory you can write to (default: reports)"
+    if path.exists() and not path.is_dir():
+        raise ConfigError("--report-dir", f"{path} is a file, not a directory", fix)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # A uniquely named probe, gone when closed: concurrent runs may share the root.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError("--report-dir", f"cannot write reports in {path}: "
+                          f"{exc.strerror or exc}", fix) from exc
+    return path
 
 
 def new_run_id(seed: int) -> str:
@@ -62,11 +92,11 @@ def run_scenarios(
     Reports are rewritten after every scenario, so an interrupted run still leaves a
     run.json with what finished (and `interrupted: true`).
     """
+    _reject_repeats([s.name for s in scenarios])
     run_id = new_run_id(settings.seed)
     # Absolute once, here: every component runs in its own working directory, so a
     # relative path (the default "reports") would point somewhere else for each of them.
-    report_dir = (report_dir or settings.report_root / run_id).resolve()
-    report_dir.mkdir(parents=True, exist_ok=True)
+    report_dir = prepare_report_dir(report_dir or settings.report_root / run_id)
     result = RunResult(run_id, settings.seed, settings.broker, settings.runtime,
                        settings.variant, started_at=time.time())
     emit = progress or (lambda _name, _msg: None)

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.brokers.base import BrokerAdapter
-from harness.brokers.rabbitmq import RabbitMQAdapter
+from harness.brokers.base import BrokerAdapter, QueueCounters
+from harness.brokers.rabbitmq import RabbitCtl, RabbitMQAdapter
 from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.envelope import from_event
+from harness.contract.naming import queue_name
 from harness.faults.network import ClientProbe
 from harness.links import (
     CONSUMER2_BROKER,
@@ -21,9 +22,12 @@ from harness.links import (
     RELAY_BROKER,
     Links,
 )
+from harness.observers.replica_db import read_replica
+from harness.observers.sampler import ReplicaSampler
+from harness.observers.tap import BrokerTap
 from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
-from harness.runtime.rabbitmq_node import RabbitMQNode
+from harness.runtime.rabbitmq_node import RABBITMQ_SERVER, RabbitMQNode
 from harness.settings import RunSettings
 from harness.waiting import wait_until
 
@@ -32,6 +36,9 @@ CONSUMER_NAME = "orders"
 CONSUMER_NAMES = {"consumer": CONSUMER_NAME, "consumer2": "orders2"}
 _CONSUMER_LINKS = {"consumer": (CONSUMER_BROKER, CONSUMER_PUBLISHER),
                    "consumer2": (CONSUMER2_BROKER, CONSUMER2_PUBLISHER)}
+# How long collecting waits for the broker tap to record what the broker still holds for
+# it: by then the replicas have converged, so it is only the last poll's worth.
+TAP_DRAIN_S = 15.0
 
 
 def amqp_url(endpoint: Endpoint) -> str:
@@ -49,6 +56,10 @@ class SystemUnderTest:
         self.adapter: BrokerAdapter | None = None
         self.publisher_api: PublisherClient | None = None
         self.consumer_apis: dict[str, ConsumerClient] = {}
+        # The harness's own observers (harness/observers): one broker tap, and a sampler
+        # of each consumer's replica database.
+        self.tap: BrokerTap | None = None
+        self.samplers: dict[str, ReplicaSampler] = {}
 
     # -- start / stop -----------------------------------------------------------------
     def start(self) -> None:
@@ -56,7 +67,12 @@ class SystemUnderTest:
         self.components["broker"] = broker
         broker.start()
         assert isinstance(broker, RabbitMQNode)
-        self.adapter = RabbitMQAdapter(broker.amqp_url)
+        self.adapter = RabbitMQAdapter(broker.amqp_url, RabbitCtl(
+            RABBITMQ_SERVER.with_name("rabbitmqctl"), broker.server.env["RABBITMQ_NODENAME"],
+            broker.server.env))
+        # Subscribed before the publisher exists, so it sees every event ever published.
+        self.tap = self.adapter.open_tap(self.work_dir.name)
+        self.tap.start()
 
         proxy = self.runtime.fault_proxy(self.settings.seed)
         self.components["faultproxy"] = proxy
@@ -87,7 +103,7 @@ class SystemUnderTest:
         consumer = self.runtime.service(ServiceSpec(
             key, "reference_services.consumer",
             ("--name", name,
-             "--db-url", f"sqlite:///{self.work_dir / (key + '.db')}",
+             "--db-url", self.replica_db_url(key),
              "--broker-url", amqp_url(broker_link),
              "--publisher-url", api_link.http_url(),
              "--variant", self.settings.variant_for("consumer"), *extra_args),
@@ -100,8 +116,14 @@ class SystemUnderTest:
         wait_until(lambda: adapter.consumer_queue(name).consumers >= 1, 20.0,
                    f"{key} to subscribe to its queue", log_tail=consumer.logs)
         self.consumer_apis[key] = ConsumerClient(consumer.endpoint().http_url())
+        url = self.replica_db_url(key)
+        self.samplers[key] = ReplicaSampler(lambda: read_replica(url))
+        self.samplers[key].start()
 
     def close(self) -> None:
+        self.stop_sampling()
+        if self.tap is not None:
+            self.tap.stop()
         if self.publisher_api is not None:
             self.publisher_api.close()
         for client in self.consumer_apis.values():
@@ -167,3 +189,38 @@ class SystemUnderTest:
 
     def deliveries(self, key: str = "consumer") -> list[dict[str, Any]]:
         return self.consumer_apis[key].deliveries()
+
+    # -- the harness's own observation (harness/observers) ------------------------------
+    def replica_db_url(self, key: str = "consumer") -> str:
+        """The database the consumer `key` keeps its replica in (it was started with it)."""
+        return f"sqlite:///{self.work_dir / (key + '.db')}"
+
+    def replica_db_rows(self, key: str = "consumer") -> list[dict[str, Any]]:
+        """Its replica table read straight from the database file, tombstones included."""
+        return read_replica(self.replica_db_url(key))
+
+    def stop_sampling(self) -> None:
+        for sampler in self.samplers.values():
+            sampler.stop()
+
+    def tapped(self) -> list[dict[str, Any]]:
+        """What the broker tap recorded so far, once it recorded what waits for it."""
+        assert self.tap is not None, "start() first"
+        self.tap.drain(TAP_DRAIN_S)
+        return self.tap.records()
+
+    def finish_tap(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Drain and stop the broker tap: its records and its status."""
+        assert self.tap is not None, "start() first"
+        self.tap.drain(TAP_DRAIN_S)
+        self.tap.stop()
+        return self.tap.records(), self.tap.status()
+
+    def queue_counters(self, key: str = "consumer") -> QueueCounters:
+        return self.broker.queue_counters(CONSUMER_NAMES[key])
+
+    def queue_name(self, key: str = "consumer") -> str:
+        return queue_name(CONSUMER_NAMES[key])
+
+    def resync_reports(self, key: str = "consumer") -> list[dict[str, Any]]:
+        return self.consumer_apis[key].resync_history()

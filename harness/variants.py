@@ -1,4 +1,4 @@
-"""Known-buggy variants of the reference services (DESIGN.md section 5).
+"""Known-buggy variants of the reference services (docs/architecture.md, "Bug variants").
 
 Each switches one bug into one service, so a scenario can prove its checkers catch it.
 """
@@ -45,6 +45,14 @@ VARIANTS: dict[str, Variant] = {
                 ("poison_payloads",)),
         Variant("truncate_names", "consumer",
                 "cuts product names to 8 characters in every write to the replica",
+                ("steady_state",)),
+        Variant("log_lies_dedupe", "consumer",
+                "applies a redelivered stock delta again, yet logs the delivery as "
+                "deduplicated: only the harness's own observers can tell",
+                ("duplicates",)),
+        Variant("log_lies_stale", "consumer",
+                "drops every 25th event (by sequence) unapplied, yet logs it as stale: only "
+                "the harness's own observers can tell",
                 ("steady_state",)),
     )
 }

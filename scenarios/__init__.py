@@ -14,12 +14,15 @@ from scenarios import (
     message_chaos,
     network_faults,
     out_of_sync,
+    publisher_crash,
+    resync_under_load,
     steady_state,
     subscribers,
 )
 
 MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage,
-           network_faults, message_chaos, out_of_sync, subscribers)
+           network_faults, message_chaos, out_of_sync, subscribers, publisher_crash,
+           resync_under_load)
 
 
 def all_scenarios() -> dict[str, Scenario]:

@@ -1,4 +1,4 @@
-"""Out-of-sync replicas (seed 000: "Handle Out of Sync Scenarios") and their repair.
+"""Out-of-sync replicas and their repair (docs/architecture.md, "How replicas drift").
 
 In each, something makes the replica silently wrong; after the load, the consumer's
 integrity verification (counts, categories, dataset hash, then range-hash bisection) must
@@ -18,13 +18,21 @@ from harness.workload import WorkloadSpec
 _LOAD = WorkloadSpec(rate_per_s=150, duration_s=8, initial_products=80,
                      mix=(("create", 0.15), ("update", 0.4), ("stock", 0.35), ("delete", 0.1)))
 
+# A skipped event leaves no divergence once a later write to the same product replaces it
+# (a full-state upsert, a delete, or a stock delta that makes the consumer fetch the
+# product). Skipped 2 s into the load, every one was healed in about 1 run in 100; skipped
+# this late, the writes left can reach only some of the products (simulated over 300
+# seeds of this workload: at least 4 of the 40 skipped events stay divergent, ~10 on
+# average). If none does, the integrity check reports the run inconclusive, not failed.
+_SKIP_LATE = FaultStep("relay_drop", "publisher", at_s=6.5, duration_s=1.0)
+
 SCENARIOS = (
     Scenario(
         name="publisher_skips_events",
         description="the relay skips 40 events; verification finds the ids, partial resync "
                     "repairs",
         workload=_LOAD,
-        faults=(FaultStep("relay_drop", "publisher", at_s=2.0, duration_s=2.0),),
+        faults=(_SKIP_LATE,),
         repair=Repair("partial"),
     ),
     Scenario(
@@ -32,7 +40,7 @@ SCENARIOS = (
         description="the relay skips 40 events; the consumer's periodic verification finds "
                     "and repairs them by itself (--auto-resync known)",
         workload=_LOAD,
-        faults=(FaultStep("relay_drop", "publisher", at_s=2.0, duration_s=2.0),),
+        faults=(_SKIP_LATE,),
         repair=Repair("auto"),
     ),
     Scenario(

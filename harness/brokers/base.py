@@ -11,18 +11,40 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from harness.observers.tap import BrokerTap
 
 ReleaseOrder = Literal["fifo", "reversed", "shuffled"]
 RELEASE_ORDERS: tuple[ReleaseOrder, ...] = ("fifo", "reversed", "shuffled")
 
 
 @dataclass(frozen=True)
+class Discarded:
+    """What `release_discarding` did with a diverted consumer's held events."""
+
+    released: int  # handed over to the consumer
+    bodies: tuple[bytes, ...]  # deleted instead, oldest first
+
+
+@dataclass(frozen=True)
 class QueueState:
     ready: int  # waiting for a consumer
     consumers: int
+
+
+@dataclass(frozen=True)
+class QueueCounters:
+    """A consumer's subscription as the broker counts it, read at one moment."""
+
+    name: str  # the broker's name for it (e.g. its queue)
+    ready: int  # waiting for a consumer
+    unacked: int | None  # delivered, not yet acknowledged; None: not cheaply readable
+    consumers: int
+    read_with: str  # how the broker was asked (for the report)
+    read_s: float  # what asking cost
 
 
 class BrokerAdapter(ABC):
@@ -74,8 +96,26 @@ class BrokerAdapter(ABC):
         """
 
     @abstractmethod
+    def release_discarding(self, consumer_name: str,
+                           discard: Callable[[bytes], bool]) -> Discarded:
+        """Undo `divert` as release(..., "fifo") does, except that the held events for
+        which `discard(body)` is true are deleted instead of handed over, as a broker that
+        lost them would. Events that reach the hold queue while this runs are handed over,
+        never discarded. Nothing is discarded when the consumer is not diverted."""
+
+    @abstractmethod
     def dead_letter_depth(self, consumer_name: str) -> int:
         """Messages waiting in that consumer's dead-letter destination."""
+
+    @abstractmethod
+    def open_tap(self, tag: str) -> BrokerTap:
+        """The harness's own subscription to every event (see harness/observers/tap.py),
+        named after `tag`; not yet started."""
+
+    @abstractmethod
+    def queue_counters(self, consumer_name: str) -> QueueCounters:
+        """That consumer's subscription's backlog, unacknowledged deliveries and consumers,
+        as the broker itself counts them."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import random
+import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel as Channel
 
-from harness.brokers.base import RELEASE_ORDERS, BrokerAdapter, QueueState, ReleaseOrder
+from harness.brokers.base import (
+    RELEASE_ORDERS,
+    BrokerAdapter,
+    Discarded,
+    QueueCounters,
+    QueueState,
+    ReleaseOrder,
+)
+from harness.brokers.rabbitmq_tap import RabbitTap
 from harness.contract import naming as topology
 from harness.errors import BrokerError
+from harness.observers.tap import BrokerTap
 from harness.waiting import wait_until
 
 EVENTS_BINDING = topology.EVENTS_BINDING
@@ -38,11 +50,37 @@ def _closed_with(exc: BaseException, code: int) -> bool:
     return isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code == code
 
 
+@dataclass(frozen=True)
+class RabbitCtl:
+    """How to run `rabbitmqctl` against one node: its name, and the environment that finds
+    it (HOME holds the Erlang cookie; ERL_EPMD_PORT names the node's own epmd)."""
+
+    executable: Path
+    node: str
+    env: Mapping[str, str]
+    timeout_s: float = 10.0
+
+    def list_queues(self, *columns: str) -> list[list[str]]:
+        argv = [str(self.executable), "-n", self.node, "-q", "list_queues",
+                "--no-table-headers", *columns]
+        try:
+            done = subprocess.run(argv, env=dict(self.env), capture_output=True, text=True,
+                                  timeout=self.timeout_s, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BrokerError(f"rabbitmqctl list_queues on {self.node}: {exc}") from exc
+        if done.returncode != 0:
+            raise BrokerError(f"rabbitmqctl list_queues on {self.node} exited "
+                              f"{done.returncode}: {done.stderr.strip()[:300]}")
+        return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
+
+
 class RabbitMQAdapter(BrokerAdapter):
     kind = "rabbitmq"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ctl: RabbitCtl | None = None) -> None:
+        """`ctl`, when given, reads what AMQP cannot tell (unacknowledged counts)."""
         self.url = url
+        self.ctl = ctl
         self._connection: pika.BlockingConnection | None = None
 
     def _channel(self) -> Channel:
@@ -213,5 +251,45 @@ class RabbitMQAdapter(BrokerAdapter):
                                   f"{RELEASE_TIMEOUT_S:.0f}s; they stay in {queue}")
         return taken
 
+    def _ready_count(self, queue: str) -> int:
+        with self._session(f"inspect {queue}") as channel:
+            frame = channel.queue_declare(queue, passive=True)
+        return int(frame.method.message_count)
+
+    def open_tap(self, tag: str) -> BrokerTap:
+        queue = topology.tap_queue_name(tag)
+        return RabbitTap(self.url, queue, lambda: self._ready_count(queue))
+
+    def queue_counters(self, consumer_name: str) -> QueueCounters:
+        queue = topology.queue_name(consumer_name)
+        began = time.monotonic()
+        if self.ctl is None:
+            state = self.consumer_queue(consumer_name)
+            return QueueCounters(queue, state.ready, None, state.consumers,
+                                 "AMQP passive declare", round(time.monotonic() - began, 3))
+        rows = self.ctl.list_queues("name", "messages_ready", "messages_unacknowledged",
+                                    "consumers")
+        for row in rows:
+            if len(row) == 4 and row[0] == queue:
+                return QueueCounters(queue, int(row[1]), int(row[2]), int(row[3]),
+                                     "rabbitmqctl list_queues",
+                                     round(time.monotonic() - began, 3))
+        raise BrokerError(f"rabbitmqctl list_queues on {self.ctl.node} does not list {queue}")
+
     def close(self) -> None:
         self._reset()
+
+    def release_discarding(self, consumer_name: str,
+                           discard: Callable[[bytes], bool]) -> Discarded:
+        held = held_queue_name(consumer_name)
+        if self._held_depth(consumer_name) is None:
+            return Discarded(0, ())  # not diverted (or already released)
+        with self._session(f"discard events from {held}") as channel:
+            doomed = [(tag, body) for tag, _, body in self._take_all(channel, held)
+                      if discard(body)]
+            # Acking deletes them. The others go back, unacked, when the channel closes,
+            # in their places (classic queues requeue in order), for release() to move.
+            for tag, _ in doomed:
+                channel.basic_ack(tag)
+        return Discarded(self.release(consumer_name, "fifo"),
+                         tuple(body for _, body in doomed))

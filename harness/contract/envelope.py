@@ -1,4 +1,4 @@
-"""The event envelope shared by publisher and consumer (DESIGN.md section 2).
+"""The event envelope shared by publisher and consumer (docs/contract.md).
 
 One JSON object per message. `decode` is strict: anything a consumer cannot safely apply
 raises `EnvelopeError` with a reason meant for a dead-letter record.

@@ -1,8 +1,8 @@
 """The Toxiproxy HTTP API v2: routing, handlers and reply formats.
 
-Status codes, error bodies, content types and JSON key order follow Toxiproxy 2.12 (see
-``/work/shared/reference/toxiproxy_api.md``): clients such as toxiproxy-python, the Go
-client and testcontainers rely on them.
+Status codes, error bodies, content types and JSON key order follow Toxiproxy 2.12, whose
+API this module reproduces (the deliberate differences are listed in ``__init__.py``):
+clients such as toxiproxy-python, the Go client and testcontainers rely on them.
 """
 
 from __future__ import annotations

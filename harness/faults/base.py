@@ -24,6 +24,10 @@ class Fault(ABC):
     # Whether replication lag must show this fault (outages, throttles, holds). A fault
     # that corrupts or drops data instead is judged by its own evidence.
     slows_replication: bool = True
+    # Whether it makes the system store wrong data on purpose (a consumer defect, a relay
+    # sending altered events): rows written while it is live are excused from the
+    # version-consistency check. Recorded in the fault's details().
+    corrupts_data: bool = False
 
     @abstractmethod
     def inject(self) -> None: ...

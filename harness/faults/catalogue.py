@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from harness.brokers.base import BrokerAdapter
+from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.crash_points import POINTS as CRASH_POINT_NAMES
 from harness.contract.crash_points import service_of
 from harness.faults.base import Fault
@@ -22,7 +23,8 @@ from harness.faults.messages import (
 from harness.faults.network import ClientProbe, LinkDown, ToxicFault
 from harness.faults.process import CrashMidBatch, KillProcess, PauseProcess, StopProcess
 from harness.faults.publisher import ConsumerBug, DataLossWhileDown, RelayMisbehaves
-from harness.links import LINKS, Links
+from harness.faults.resync import FullResyncWithLoss
+from harness.links import CONSUMER_PUBLISHER, LINKS, Links
 from harness.runtime.base import Component
 
 PROCESS_TARGETS = ("broker", "publisher", "consumer", "consumer2")
@@ -177,4 +179,17 @@ ACTIONS: dict[str, FaultAction] = {
                           {**params, "toxicity": ParamRange(1.0, 1.0)}, LINK_TARGETS, text)
         for name, (params, text) in _TOXICS.items()
     },
+    "full_resync_with_loss": FaultAction(
+        lambda ctx, req: FullResyncWithLoss(
+            ctx.broker, ctx.consumer_name,
+            ConsumerClient(ctx.component("consumer").endpoint().http_url()),
+            PublisherClient(ctx.component("publisher").endpoint().http_url()),
+            ctx.links, CONSUMER_PUBLISHER, req.params["backlog_s"],
+            req.params["export_delay_s"]),
+        {"backlog_s": ParamRange(0.5, 0.5), "export_delay_s": ParamRange(1.0, 1.0)},
+        ("consumer",),
+        "diverts the consumer's events and purges its queue, triggers a full resync whose "
+        "export's answer is held `export_delay_s`, then deletes the held events up to the "
+        "publisher's high-water mark read meanwhile: those after the export's mark reach "
+        "the replica only through the resync's catch-up"),
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,7 +32,9 @@ class DuplicateDelivery(Fault):
 
     `source` returns bodies of recently published events exactly as the publisher sent
     them (e.g. its `GET /events`, re-encoded as JSON). A correct consumer deduplicates
-    them by event_id; the replica must not change.
+    them by event_id; the replica must not change. Felt when the consumer's log shows at
+    least as many deduplicated deliveries of those events, after the injection, as
+    duplicates were published (`log_effect` in details()).
     """
 
     slows_replication = False
@@ -48,16 +51,26 @@ class DuplicateDelivery(Fault):
         self.name = f"duplicate_delivery:{consumer_name}"
         self.events = 0
         self.published = 0
+        self.event_ids: list[str] = []
+        self._injected_at = 0.0
 
     def inject(self) -> None:
         bodies = list(self.source())
         duplicates = [body for _ in range(self.copies) for body in bodies]
+        self._injected_at = time.time()  # the consumer's log is judged from here on
         self.adapter.publish_raw(self.consumer_name, duplicates)
         self.events = len(bodies)
         self.published = len(duplicates)
+        self.event_ids = [env.decode(body).event_id for body in bodies]
 
     def heal(self) -> None:
         """Nothing to undo: the duplicates are meant to be consumed."""
+
+    def details(self) -> dict[str, Any]:
+        return {"log_effect": {
+            "outcome": outcomes.DEDUPLICATED, "after": self._injected_at,
+            "at_least": self.published, "event_ids": list(self.event_ids),
+            "since": f"{self.published} duplicates of them were published"}}
 
     def evidence(self) -> Evidence:
         return Evidence(self.published > 0,
@@ -67,7 +80,8 @@ class DuplicateDelivery(Fault):
 
 class Reorder(Fault):
     """Hold back the consumer's events while injected; on heal, deliver them newest first,
-    so older versions of an aggregate arrive after newer ones."""
+    so older versions of an aggregate arrive after newer ones. Felt when the consumer's
+    log shows at least one stale skip after the release (`log_effect` in details())."""
 
     def __init__(self, adapter: BrokerAdapter, consumer_name: str,
                  rng: random.Random) -> None:
@@ -77,14 +91,24 @@ class Reorder(Fault):
         self.name = f"reorder:{consumer_name}"
         self.released = 0
         self._diverted = False
+        self._released_at = 0.0
 
     def inject(self) -> None:
         self.adapter.divert(self.consumer_name)
         self._diverted = True
 
     def heal(self) -> None:
+        if self._diverted and not self._released_at:
+            # Taken before the release: the consumer may skip the first stale message
+            # before release() even returns.
+            self._released_at = time.time()
         # release() of a consumer that is not diverted moves nothing and returns 0.
         self.released += self.adapter.release(self.consumer_name, "reversed", self.rng)
+
+    def details(self) -> dict[str, Any]:
+        return {"log_effect": {
+            "outcome": outcomes.STALE, "after": self._released_at, "at_least": 1,
+            "since": f"{self.released} held messages were released newest first"}}
 
     def evidence(self) -> Evidence:
         return Evidence(self._diverted and self.released >= 2,

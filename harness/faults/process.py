@@ -5,9 +5,28 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 from harness.faults.base import Evidence, Fault
 from harness.runtime.base import Component
+
+# How long a freshly SIGSTOPped process may take to show as stopped.
+STOP_OBSERVE_TIMEOUT_S = 1.0
+
+
+def process_state(component: Component) -> str | None:
+    """The kernel's state letter of the component's process ("T": stopped by a signal), or
+    None when it cannot be read: the runtime does not run it as a local process (its
+    identity is not "pid N"), or the process is gone."""
+    kind, _, number = component.identity.partition(" ")
+    if kind != "pid" or not number.isdigit():
+        return None
+    try:
+        stat = Path(f"/proc/{number}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ...": comm may itself contain spaces and parentheses.
+    return stat.rpartition(")")[2].split()[0]
 
 
 class KillProcess(Fault):
@@ -56,27 +75,43 @@ class StopProcess(KillProcess):
 
 
 class PauseProcess(Fault):
-    """SIGSTOP: the process keeps its sockets open but answers nothing."""
+    """SIGSTOP: the process keeps its sockets open but answers nothing.
+
+    Evidence is the kernel's word, not the signal's delivery: the process must be seen
+    stopped (state "T") right after the pause and still just before the resume."""
 
     def __init__(self, component: Component) -> None:
         self.component = component
         self.name = f"pause:{component.name}"
         self._paused_at = 0.0
         self._resumed_at = 0.0
+        self._state_after_pause: str | None = None
+        self._state_before_resume: str | None = None
 
     def inject(self) -> None:
         self.component.pause()
         self._paused_at = time.monotonic()
+        deadline = self._paused_at + STOP_OBSERVE_TIMEOUT_S
+        self._state_after_pause = process_state(self.component)
+        while self._state_after_pause != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+            self._state_after_pause = process_state(self.component)
 
     def heal(self) -> None:
+        if self._paused_at and not self._resumed_at:
+            self._state_before_resume = process_state(self.component)
         self.component.resume()
         if self._paused_at and not self._resumed_at:
             self._resumed_at = time.monotonic()
 
     def evidence(self) -> Evidence:
         held = self._resumed_at - self._paused_at if self._resumed_at else 0.0
-        return Evidence(held > 0 and self.component.is_running(),
-                        f"{self.component.name} frozen for {held:.2f}s")
+        stopped = self._state_after_pause == "T" and self._state_before_resume == "T"
+        return Evidence(held > 0 and stopped and self.component.is_running(),
+                        f"{self.component.name} ({self.component.identity}) frozen for "
+                        f"{held:.2f}s; process state {self._state_after_pause} after the "
+                        f"pause, {self._state_before_resume} before the resume "
+                        "(T: stopped)")
 
 
 class CrashMidBatch(Fault):

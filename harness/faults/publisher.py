@@ -24,6 +24,7 @@ class RelayMisbehaves(Fault):
         self.what = what
         self.count = count
         self.name = f"relay_{what}:{count}"
+        self.corrupts_data = what == "corrupt"
         self._state: dict[str, Any] = {}
 
     def _call(self, method: str, body: dict[str, int] | None = None) -> dict[str, Any]:
@@ -50,7 +51,7 @@ class RelayMisbehaves(Fault):
                                   f"{done} of {self.count} events")
 
     def details(self) -> dict[str, Any]:
-        return {"relay_fault": self._state}
+        return {"relay_fault": self._state, "corrupts_data": self.corrupts_data}
 
 
 class ConsumerBug(Fault):
@@ -59,6 +60,7 @@ class ConsumerBug(Fault):
     until a resync, which is what the scenario must show."""
 
     slows_replication = False
+    corrupts_data = True
 
     def __init__(self, consumer: Component, variant: str = "truncate_names") -> None:
         self.consumer = consumer
@@ -87,6 +89,9 @@ class ConsumerBug(Fault):
         return Evidence(self._deployed and self._fixed,
                         f"{self.variant} deployed, then fixed" if self._fixed
                         else f"{self.variant} deployed={self._deployed}, fixed={self._fixed}")
+
+    def details(self) -> dict[str, Any]:
+        return {"corrupts_data": self.corrupts_data}
 
 
 class DataLossWhileDown(Fault):

@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.reporting.summary import check_line
+
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
@@ -22,6 +24,7 @@ def render_junit(run: dict[str, Any]) -> str:
         "tests": str(len(scenarios)),
         "failures": str(sum(1 for s in scenarios if s["verdict"] == "fail")),
         "errors": str(sum(1 for s in scenarios if s["verdict"] == "error")),
+        "skipped": str(sum(1 for s in scenarios if s["verdict"] == "inconclusive")),
         "time": f"{sum(s['duration_s'] for s in scenarios):.3f}",
     })
     props = ET.SubElement(suite, "properties")
@@ -33,9 +36,18 @@ def render_junit(run: dict[str, Any]) -> str:
             "time": f"{scenario['duration_s']:.3f}"})
         failed = [c for c in scenario["checks"] if not c["ok"]]
         if scenario["verdict"] == "error":
-            node = ET.SubElement(case, "error",
-                                 {"message": _clean(scenario["error"].splitlines()[0])})
-            node.text = _clean(scenario["error"])
+            # No error text: a checker raised, and its "unknown" check says which.
+            text = scenario["error"] or "\n".join(
+                f"{c['name']}: {c['details']}" for c in failed if c.get("status") == "unknown")
+            first = text.splitlines()[0] if text else ""
+            node = ET.SubElement(case, "error", {"message": _clean(first[:500])})
+            node.text = _clean(text)
+        elif scenario["verdict"] == "inconclusive":
+            # Nothing failed but something could not be shown: not a pass, not a failure.
+            node = ET.SubElement(case, "skipped", {
+                "message": _clean(f"inconclusive: {failed[0]['name']}: "
+                                  f"{failed[0]['details']}"[:500])})
+            node.text = _clean("\n".join(f"{c['name']}: {c['details']}" for c in failed))
         elif failed:
             node = ET.SubElement(case, "failure", {
                 "message": _clean(f"{failed[0]['name']}: {failed[0]['details']}"[:500])})
@@ -43,8 +55,7 @@ def render_junit(run: dict[str, Any]) -> str:
         elif scenario["verdict"] == "fail":
             ET.SubElement(case, "failure", {"message": "no check ran: the scenario proves nothing"})
         out = ET.SubElement(case, "system-out")
-        out.text = _clean("\n".join(f"[{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['details']}"
-                             for c in scenario["checks"]))
+        out.text = _clean("\n".join(check_line(c) for c in scenario["checks"]))
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 

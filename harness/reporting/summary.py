@@ -5,20 +5,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# Wide enough for INCONCLUSIVE, so the scenario names line up whatever the verdicts.
+_VERDICT_WIDTH = 12
+
+
+def _status(check: dict[str, Any]) -> str:
+    # run.json files written before checks carried a status only have "ok".
+    return str(check.get("status") or ("pass" if check["ok"] else "fail"))
+
+
+def check_line(check: dict[str, Any]) -> str:
+    """`[ok] name: details`; a check that did not pass shows its status in capitals."""
+    tag = "ok" if check["ok"] else _status(check).upper()
+    return f"[{tag}] {check['name']}: {check['details']}"
+
 
 def scenario_line(scenario: dict[str, Any]) -> str:
-    verdict = scenario["verdict"].upper()
+    verdict = scenario["verdict"]
     m = scenario.get("metrics", {})
-    if scenario["verdict"] == "pass":
+    if verdict == "pass":
         lag = m.get("lag_ms", {})
         detail = (f"{m.get('events_processed', 0)} events, {m.get('throughput_eps', 0)} ev/s, "
                   f"lag p50 {lag.get('p50', 0)}ms p99 {lag.get('p99', 0)}ms")
-    elif scenario["verdict"] == "error":
+    elif verdict == "error" and scenario["error"]:
         detail = scenario["error"].splitlines()[0]
     else:
-        failed = [c for c in scenario["checks"] if not c["ok"]]
-        detail = "; ".join(f"{c['name']}: {c['details']}" for c in failed)
-    return f"{verdict:5} {scenario['name']:<22} {scenario['duration_s']:6.1f}s  {detail}"
+        # error without an error text: a checker raised (status unknown); fail or
+        # inconclusive: the checks that are not a pass say why.
+        shown = ("unknown",) if verdict == "error" else ("fail", "inconclusive")
+        detail = "; ".join(f"{c['name']}: {c['details']}" for c in scenario["checks"]
+                           if _status(c) in shown) or "no check ran"
+    return (f"{verdict.upper():{_VERDICT_WIDTH}} {scenario['name']:<22} "
+            f"{scenario['duration_s']:6.1f}s  {detail}")
+
+
+def check_lines(scenario: dict[str, Any]) -> list[str]:
+    """`<scenario>/<check> [status]: details` for every check that did not pass."""
+    return [f"  {scenario['name']}/{c['name']}"
+            + ("" if _status(c) == "fail" else f" [{_status(c)}]") + f": {c['details']}"
+            for c in scenario["checks"] if not c["ok"]]
 
 
 def render_summary(run: dict[str, Any]) -> str:
@@ -28,14 +53,14 @@ def render_summary(run: dict[str, Any]) -> str:
         "",
     ]
     lines += [scenario_line(s) for s in run["scenarios"]]
-    passed = sum(1 for s in run["scenarios"] if s["verdict"] == "pass")
-    lines += ["", f"{passed} of {len(run['scenarios'])} scenarios passed"
+    verdicts = [s["verdict"] for s in run["scenarios"]]
+    inconclusive = verdicts.count("inconclusive")
+    lines += ["", f"{verdicts.count('pass')} of {len(verdicts)} scenarios passed"
+              + (f", {inconclusive} inconclusive" if inconclusive else "")
               + (" (interrupted)" if run.get("interrupted") else ""),
               f"replay: {run['replay']}"]
     for scenario in run["scenarios"]:
-        for check in scenario["checks"]:
-            if not check["ok"]:
-                lines.append(f"  {scenario['name']}/{check['name']}: {check['details']}")
+        lines += check_lines(scenario)
     return "\n".join(lines) + "\n"
 
 

@@ -2,18 +2,38 @@
 
 Bounded twice: it stops after spec.max_ops operations or spec.duration_s (plus a grace
 period), whichever comes first, and stop() ends it early.
+
+Concurrency: operation i is issued at its due time, once operation i - concurrency has
+been answered, and is generated from the answers to operations 0 .. i - concurrency only
+(learnt in index order). So the operations are a function of the seed and of the
+publisher's answers, whatever the timing; with concurrency 1 that is the plain sequential
+workload. What concurrency changes is order at the publisher: up to `concurrency` writes
+are in flight together, and the publisher commits them in whatever order its threads get
+there, so sequences and versions no longer follow operation indexes.
+
+A write that fails is recorded (`ok` false, the error) and the load goes on: writes are
+expected to fail while the publisher is down. `indeterminate` marks a failure after the
+request may have reached the publisher (the connection broke or timed out before an
+answer): such a write may have committed without being acknowledged.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from harness.history import History
 from harness.workload.generator import Operation, WorkloadGenerator
+
+# The publisher's answer to one write: status and body, or None when there was none.
+Answer = tuple[int, dict[str, Any]] | None
+# Failures where the request never left the client: the write cannot have happened.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 @dataclass
@@ -29,12 +49,17 @@ class DriverStats:
 
 class WorkloadDriver:
     def __init__(self, generator: WorkloadGenerator, publisher_url: str, history: History,
-                 grace_s: float = 5.0) -> None:
+                 grace_s: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
         self.generator = generator
         self.history = history
         self.grace_s = grace_s
-        self.client = httpx.Client(base_url=publisher_url, timeout=5.0)
+        self.publisher_url = publisher_url
+        self.transport = transport  # None: real connections (a test passes a fake)
         self.stats = DriverStats()
+        self._stats_lock = threading.Lock()
+        # One client per worker thread: each in-flight write has its own connection.
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run_guarded, name="workload", daemon=True)
@@ -49,7 +74,10 @@ class WorkloadDriver:
     def wait(self, timeout_s: float | None = None) -> DriverStats:
         """Block until the workload ends; re-raise anything that broke the driver."""
         self._thread.join(timeout_s)
-        self.client.close()
+        with self._stats_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
         if self._error is not None:
             raise self._error
         return self.stats
@@ -71,47 +99,78 @@ class WorkloadDriver:
         interval_s = 1.0 / spec.rate_per_s
         start = time.monotonic()
         hard_deadline = start + spec.duration_s + self.grace_s
-        for index in range(spec.max_ops):
-            if self._stop.is_set() or time.monotonic() > hard_deadline:
-                break
-            due = start + index * interval_s
-            delay = due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            self._execute(self.generator.next_operation())
+        issued: list[tuple[Operation, Future[Answer]]] = []
+        observed = 0  # answers learnt by the generator: those of ops 0 .. observed - 1
+        with ThreadPoolExecutor(spec.concurrency, thread_name_prefix="workload") as pool:
+            for index in range(spec.max_ops):
+                if self._stop.is_set() or time.monotonic() > hard_deadline:
+                    break
+                due = start + index * interval_s
+                delay = due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                while observed <= index - spec.concurrency:
+                    self._observe(*issued[observed])
+                    observed += 1
+                op = self.generator.next_operation()
+                issued.append((op, pool.submit(self._execute, op)))
+            for op, future in issued[observed:]:
+                self._observe(op, future)
 
-    def _execute(self, op: Operation) -> None:
-        self.stats.attempted += 1
+    def _observe(self, op: Operation, future: Future[Answer]) -> None:
+        """Wait for the op's answer (bounded by the client's timeout) and learn from it."""
+        answer = future.result()
+        if answer is not None:
+            self.generator.observe(op, *answer)
+
+    def _client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(base_url=self.publisher_url, timeout=5.0,
+                                  transport=self.transport)
+            self._local.client = client
+            with self._stats_lock:
+                self._clients.append(client)
+        return client
+
+    def _execute(self, op: Operation) -> Answer:
+        with self._stats_lock:
+            self.stats.attempted += 1
         began = time.monotonic()
         try:
             response = self._send(op)
             status = response.status_code
             body = response.json() if response.content else {}
         except (httpx.HTTPError, ValueError) as exc:
-            self.stats.failed += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            with self._stats_lock:
+                self.stats.failed += 1
+                self.stats.last_error = error
             self.history.record("op", index=op.index, op=op.kind, product_id=op.product_id,
-                                ok=False, error=self.stats.last_error)
-            return
+                                ok=False, error=error,
+                                indeterminate=not isinstance(exc, NOT_SENT))
+            return None
         latency_ms = (time.monotonic() - began) * 1000
         ok = status in (200, 201)
-        if ok:
-            self.stats.succeeded += 1
-            self.stats.latencies_ms.append(latency_ms)
-        else:
-            self.stats.failed += 1
-            self.stats.last_error = f"HTTP {status}: {body.get('error', '')}"
-        self.generator.observe(op, status, body)
+        with self._stats_lock:
+            if ok:
+                self.stats.succeeded += 1
+                self.stats.latencies_ms.append(latency_ms)
+            else:
+                self.stats.failed += 1
+                self.stats.last_error = f"HTTP {status}: {body.get('error', '')}"
         self.history.record(
             "op", index=op.index, op=op.kind, product_id=body.get("id", op.product_id),
             ok=ok, status=status, version=body.get("version"), event_id=body.get("event_id"),
             sequence=body.get("sequence"), latency_ms=round(latency_ms, 3))
+        return status, body
 
     def _send(self, op: Operation) -> httpx.Response:
+        client = self._client()
         if op.kind == "create":
-            return self.client.post("/products", json=op.body)
+            return client.post("/products", json=op.body)
         if op.kind == "update":
-            return self.client.put(f"/products/{op.product_id}", json=op.body)
+            return client.put(f"/products/{op.product_id}", json=op.body)
         if op.kind == "stock":
-            return self.client.post(f"/products/{op.product_id}/stock", json=op.body)
-        return self.client.delete(f"/products/{op.product_id}")
+            return client.post(f"/products/{op.product_id}/stock", json=op.body)
+        return client.delete(f"/products/{op.product_id}")

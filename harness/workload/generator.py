@@ -6,6 +6,7 @@ so the same seed against the same system gives the same operations.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,13 @@ from harness.errors import ConfigError
 
 CATEGORIES = ("books", "games", "garden", "kitchen", "music", "tools", "toys")
 WORDS = ("red", "blue", "small", "large", "classic", "smart", "eco", "pro", "mini", "max")
+# Each in-flight write holds a thread and a connection of the driver.
+MAX_CONCURRENCY = 64
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -24,14 +32,27 @@ class WorkloadSpec:
     # Relative weights of each kind of operation after the initial products exist.
     mix: tuple[tuple[str, float], ...] = (
         ("create", 0.15), ("update", 0.30), ("stock", 0.45), ("delete", 0.10))
+    # Writes in flight at once. Operations are still issued at `rate_per_s` in index
+    # order, but up to `concurrency` of them may be unanswered at the same moment, so the
+    # publisher commits them in whatever order its threads get there.
+    concurrency: int = 1
 
     def __post_init__(self) -> None:
-        if self.rate_per_s <= 0:
+        # NaN compares false with everything, so "<= 0" alone would let it through.
+        if not _finite(self.rate_per_s) or self.rate_per_s <= 0:
             raise ConfigError("workload.rate_per_s", f"must be > 0, got {self.rate_per_s}",
                               "give a positive rate such as 200")
-        if self.duration_s <= 0:
+        if not _finite(self.duration_s) or self.duration_s <= 0:
             raise ConfigError("workload.duration_s", f"must be > 0, got {self.duration_s}",
                               "give a positive duration in seconds such as 8")
+        if isinstance(self.initial_products, bool) or not isinstance(
+                self.initial_products, int) or self.initial_products < 0:
+            raise ConfigError("workload.initial_products",
+                              f"must be a whole number >= 0, got {self.initial_products!r}",
+                              "give how many products to create first, e.g. 50")
+        if not all(_finite(w) for _, w in self.mix):
+            raise ConfigError("workload.mix", "weights must be finite numbers",
+                              "e.g. mix=(('update', 0.5), ('stock', 0.5))")
         if any(w < 0 for _, w in self.mix) or not any(w > 0 for _, w in self.mix):
             raise ConfigError("workload.mix", "needs at least one positive weight and no "
                               "negative one", "e.g. mix=(('update', 0.5), ('stock', 0.5))")
@@ -40,6 +61,11 @@ class WorkloadSpec:
         if unknown:
             raise ConfigError("workload.mix", f"unknown operation kinds {sorted(unknown)}",
                               "use create, update, stock and delete")
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) \
+                or not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError("workload.concurrency",
+                              f"must be from 1 to {MAX_CONCURRENCY}, got {self.concurrency}",
+                              "give how many writes may be in flight at once, e.g. 4")
         if self.initial_products < 1 and "create" not in kinds:
             raise ConfigError("workload.initial_products", "no product would ever exist",
                               "set initial_products >= 1 or include create in mix")

@@ -17,6 +17,7 @@ from reference_services.common.http import (
     json_error,
     parse_bounds,
 )
+from reference_services.common.query_args import BadArgument, int_arg
 from reference_services.consumer import queries
 from reference_services.consumer.models import orders
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
@@ -28,6 +29,7 @@ def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier,
                resyncer: Resyncer, name: str) -> Flask:
     app = Flask("consumer")
     add_admin_routes(app)
+    app.register_error_handler(BadArgument, lambda exc: json_error(400, str(exc)))
 
     @app.get("/health")
     def health() -> Any:
@@ -63,7 +65,8 @@ def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier,
     def set_variant() -> Any:
         """Switch a bug variant on or off in place: how a scenario "deploys the fix"."""
         variant = str(json_body().get("variant", ""))
-        if variant not in ("none", "truncate_names", "no_dedupe", "no_version_check"):
+        if variant not in ("none", "truncate_names", "no_dedupe", "no_version_check",
+                           "log_lies_dedupe", "log_lies_stale"):
             return json_error(400, f"variant {variant!r} cannot be switched at run time")
         resyncer.applier.variant = variant
         return jsonify({"variant": variant})
@@ -106,14 +109,13 @@ def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier,
 
     @app.get("/deliveries")
     def deliveries() -> Any:
-        after = request.args.get("after", default=0, type=int)
-        limit = min(request.args.get("limit", default=1000, type=int), 10000)
-        return jsonify(queries.deliveries_after(engines.reader, after, limit))
+        return jsonify(queries.deliveries_after(
+            engines.reader, int_arg("after", 0), int_arg("limit", 1000, minimum=1, cap=10000)))
 
     @app.get("/dead-letters")
     def dead_letters() -> Any:
         return jsonify(queries.dead_letter_list(engines.reader,
-                                                request.args.get("limit", 100, type=int)))
+                                                int_arg("limit", 100, minimum=1)))
 
     @app.post("/orders")
     def create_order() -> Any:

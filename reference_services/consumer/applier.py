@@ -47,6 +47,9 @@ class ResyncUnavailable(RuntimeError):
 
 FetchProduct = Callable[[int], RemoteProduct | None]
 
+# Variant log_lies_stale drops the events whose sequence is a multiple of this.
+LIE_STALE_EVERY = 25
+
 
 @dataclass
 class BatchResult:
@@ -108,8 +111,15 @@ class Applier:
                     continue
                 if item.event_id in seen and self.variant != "no_dedupe":
                     outcome = "deduplicated"
+                    if self.variant == "log_lies_dedupe":
+                        self._apply_delta_again(item, rows, dirty)
                 else:
-                    outcome = self._apply(item, rows, dirty)
+                    if self.variant == "log_lies_stale" and item.sequence % LIE_STALE_EVERY == 0:
+                        # BUG (variant log_lies_stale): the event is dropped unapplied, and
+                        # the log says the replica already held a newer version.
+                        outcome = "stale"
+                    else:
+                        outcome = self._apply(item, rows, dirty)
                     if item.event_id in seen:
                         # BUG (variant no_dedupe) reached here: processed a second time.
                         delivery_rows.append(_delivery(item, outcome, message, now))
@@ -202,6 +212,17 @@ class Applier:
                          "version": event.version, "deleted": base.get("deleted", False)}
         dirty.add(pid)
         return "applied"
+
+    @staticmethod
+    def _apply_delta_again(event: env.Envelope, rows: dict[int, dict[str, Any]],
+                           dirty: set[int]) -> None:
+        """BUG (variant log_lies_dedupe): a redelivered stock delta takes effect once more,
+        while the log records the delivery as deduplicated."""
+        current = rows.get(event.product_id)
+        if event.type == env.STOCK_ADJUSTED and current is not None and not current["deleted"]:
+            rows[event.product_id] = {**current,
+                                      "stock": current["stock"] + event.payload["delta"]}
+            dirty.add(event.product_id)
 
     def _resync_one(self, pid: int, wanted_version: int, rows: dict[int, dict[str, Any]],
                     dirty: set[int]) -> str:

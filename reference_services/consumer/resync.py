@@ -6,7 +6,12 @@
 - full(): GET /export gives every live product consistent with an outbox high-water mark
   H; the replica is replaced by it, then the consumer catches up with GET /events?after=H
   through the normal apply path, so nothing after H is missed and nothing is applied twice
-  (the inbox and version checks make the overlap with the queue harmless).
+  (the inbox and version checks make the overlap with the queue harmless). A product the
+  export lacks was deleted at the source: its row becomes a tombstone at the delete's
+  version (GET /products/{id} answers 410 with it), so an older event still queued or
+  waiting on the apply lock is found stale instead of bringing the product back.
+  The catch-up is the only path for events after H that the queue lost: a page it cannot
+  read fails the resync (the report says how far it got), it never ends it early.
 
 Both hold the apply lock, so the batch worker never interleaves with a resync, and both
 are safe while events keep flowing. Results are data: what was fetched, changed, removed.
@@ -41,6 +46,8 @@ class ResyncReport:
     removed: int = 0
     caught_up_events: int = 0
     high_water_mark: int | None = None
+    # The last sequence the catch-up applied (H when there was nothing after it).
+    caught_up_to: int | None = None
     duration_s: float = 0.0
     changed_ids: list[int] = field(default_factory=list)
 
@@ -138,30 +145,54 @@ class Resyncer:
                         report.changed_ids.append(item["id"])
                 live = {item["id"] for item in exported}
                 gone = [pid for pid, row in current.items() if pid not in live and not row.deleted]
-                if gone:
+                for pid in gone:
                     conn.execute(update(replica_products)
-                                 .where(replica_products.c.id.in_(gone)).values(deleted=True))
+                                 .where(replica_products.c.id == pid)
+                                 .values(deleted=True,
+                                         version=self._tombstone_version(pid, current[pid])))
                 report.changed = len(rows)
                 report.removed = len(gone)
                 report.changed_ids.extend(gone)
                 self.applier.write_rows(conn, rows)
-        report.caught_up_events = self._catch_up(report.high_water_mark)
+        report.caught_up_to = report.high_water_mark
+        if self.applier.variant != "skip_catch_up":
+            self._catch_up(report)
+        # else BUG (variant skip_catch_up): everything after the export is left to the
+        # queue, which holds nothing that it lost before the resync.
         report.duration_s = round(time.monotonic() - began, 4)
         self.history.append(report.to_dict())
         return report
 
-    def _catch_up(self, after: int) -> int:
-        """Apply events published after the export, through the normal apply path."""
-        applied = 0
+    def _tombstone_version(self, pid: int, row: Any) -> int:
+        """The version a product the export lacks was deleted at, or the row's own when
+        the publisher never had it (404)."""
+        product = self.fetch(pid)
+        return int(max(row.version, product.version) if product is not None else row.version)
+
+    def _catch_up(self, report: ResyncReport) -> None:
+        """Apply events published after the export, through the normal apply path, page by
+        page until a page comes back empty; progress is kept in `report`."""
+        assert report.caught_up_to is not None
         for _ in range(10_000):  # bounded: 10k pages of 1000 events
-            response = self._get("/events", after=after, limit=1000)
-            events = response.json() if response.status_code == 200 else []
+            try:
+                response = self._get("/events", after=report.caught_up_to, limit=1000)
+            except ResyncError as exc:
+                raise _stopped(report, str(exc)) from exc
+            if response.status_code != 200:
+                raise _stopped(report, f"publisher answered {response.status_code} for "
+                                       f"/events?after={report.caught_up_to}")
+            events = response.json()
             if not events:
-                return applied
+                return
             messages = [IncomingMessage(env.from_event(e).encode(), False, time.time())
                         for e in events]
             with self.apply_lock:
                 self.applier.apply_batch(messages)
-            applied += len(events)
-            after = events[-1]["sequence"]
-        return applied
+            report.caught_up_events += len(events)
+            report.caught_up_to = int(events[-1]["sequence"])
+
+
+def _stopped(report: ResyncReport, why: str) -> ResyncError:
+    return ResyncError(f"catch-up stopped: {why}; the replica holds the export at "
+                       f"{report.high_water_mark} and events up to {report.caught_up_to}: "
+                       "run the full resync again")

@@ -3,9 +3,10 @@
 Every interval it fetches GET /snapshot from the publisher (count, per-category counts,
 dataset hash, high-water mark) and compares it with the replica's own summary. While
 events are flowing the replica is legitimately a little behind, so a mismatch is reported
-as "behind" until the replica has processed the publisher's high-water mark; only then is
-it "diverged". It also keeps client-side counters of the call itself, which make faults on
-the consumer -> publisher link observable.
+as "behind" unless the replica has processed exactly the snapshot's high-water mark; only
+then is it "diverged" (a replica past that mark holds rows newer than the snapshot). It
+also keeps client-side counters of the call itself, which make faults on the consumer ->
+publisher link observable.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class VerifierStats:
 
 # Divergence the consumer can diagnose and safely repair by itself: events that never
 # arrived or arrived late. A "conflict" (same version, other values) means a bug on one
-# side: resyncing before someone has looked would hide it, or repeat it (seed 000).
+# side: resyncing before someone has looked would hide it, or repeat it
+# (docs/architecture.md, "Why a conflict waits for a human").
 AUTO_REPAIRABLE = ("missing", "behind", "extra")
 
 
@@ -147,9 +149,9 @@ class Verifier:
 
     def spot_check(self, source: dict[str, Any], replica: dict[str, Any],
                    size: int) -> dict[str, Any]:
-        """Compare `size` random ids field by field with the publisher (seed 000: "compare
-        a random set of rows"): catches what hashes cannot, e.g. a row stored with a digest
-        computed from other values than the ones it holds."""
+        """Compare `size` random ids field by field with the publisher: catches what
+        hashes cannot, e.g. a row stored with a digest computed from other values than
+        the ones it holds."""
         lo = min(source["id_range"][0], replica["id_range"][0])
         hi = max(source["id_range"][1], replica["id_range"][1])
         ids = sample_ids(self._rng, lo, hi, size)
@@ -159,7 +161,13 @@ class Verifier:
             return {"checked": 0, "error": f"publisher unreachable: {exc}"}
         remote = [row for row in fetched if row is not None]
         differing = compare_rows(remote, replica_rows(self.engine, ids), REPLICATED_FIELDS)
-        return {"checked": len(ids), "differing": differing}
+        # The ids themselves, so a reader can tell "equal" from "not checked".
+        return {"checked": len(ids), "ids": ids, "differing": differing}
+
+    def _processed_upto(self) -> int:
+        """The highest outbox sequence this consumer has processed (0: none yet)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(inbox.c.sequence))).scalar_one() or 0)
 
     def verify_once(self, bisect: bool = False, sample: int = 0) -> dict[str, Any]:
         began = time.monotonic()
@@ -175,19 +183,24 @@ class Verifier:
             return {"outcome": self.stats.last_outcome}
         self.stats.runs += 1
         self.stats.latency_ms_total += (time.monotonic() - began) * 1000
+        processed_upto = self._processed_upto()
         replica = replica_snapshot(self.engine)
-        with self.engine.connect() as conn:
-            processed_upto = conn.execute(select(func.max(inbox.c.sequence))).scalar_one()
+        # A batch committed while the summary was read: it matches no single sequence.
+        moved = self._processed_upto() != processed_upto
         same = all(source[k] == replica[k] for k in ("count", "categories", "hash"))
         if same:
             outcome = "in_sync"
-        elif (processed_upto or 0) < source["high_water_mark"]:
+        elif moved or processed_upto != source["high_water_mark"]:
+            # Only a replica at exactly the snapshot's high-water mark can be compared with
+            # it: below, events are still in flight; above, the replica moved past the
+            # snapshot (read first) and holds newer rows than it. Either way: lag.
             outcome = "behind"
         else:
             outcome = "diverged"
         self.stats.last_outcome = outcome
         self.stats.last_checked_at = time.time()
         report: dict[str, Any] = {"outcome": outcome, "source": source, "replica": replica,
+                                  "processed_upto": processed_upto,
                                   "description": verify(source, replica).description}
         if bisect and outcome == "diverged":
             report.update(self.find_divergent(source, replica))

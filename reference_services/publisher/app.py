@@ -14,6 +14,7 @@ from reference_services.common.http import (
     json_error,
     parse_bounds,
 )
+from reference_services.common.query_args import BadArgument, int_arg
 from reference_services.publisher.direct_publisher import DirectPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import (
@@ -29,6 +30,7 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
                direct: DirectPublisher | None = None) -> Flask:
     app = Flask("publisher")
     add_admin_routes(app)
+    app.register_error_handler(BadArgument, lambda exc: json_error(400, str(exc)))
 
     def write(action: Callable[[], WriteResult], status: int = 200) -> Any:
         try:
@@ -85,8 +87,8 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
 
     @app.get("/products")
     def products_in_range() -> Any:
-        lo = request.args.get("lo", default=0, type=int)
-        hi = request.args.get("hi", default=lo + 1000, type=int)
+        lo = int_arg("lo", 0)
+        hi = int_arg("hi", lo + 1000)
         if hi - lo > 100_000 or hi < lo:
             return json_error(400, "give lo <= hi with at most 100000 ids per page")
         return jsonify(store.rows_in_range(lo, hi))
@@ -122,9 +124,8 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
 
     @app.get("/events")
     def events() -> Any:
-        after = request.args.get("after", default=0, type=int)
-        limit = min(request.args.get("limit", default=1000, type=int), 10000)
-        return jsonify(store.events_after(after, limit))
+        return jsonify(store.events_after(int_arg("after", 0),
+                                          int_arg("limit", 1000, minimum=1, cap=10000)))
 
     @app.get("/health")
     def health() -> Any:

@@ -18,6 +18,15 @@ from reference_services.common.rowhash_sql import id_bounds, range_summary, tabl
 from reference_services.publisher.models import metadata, outbox, products
 
 EDITABLE_FIELDS = ("name", "category", "price", "restricted_note")
+# What a replica can hold, so every accepted write can replicate: the replica's text
+# columns are String(200), String(64) and String(500) (lengths in characters), its numbers
+# Integer columns, 32-bit signed on most databases (SQLite's are wider; the contract is
+# the portable width).
+MAX_LENGTH = {"name": 200, "category": 64, "restricted_note": 500}
+INT_MAX = 2**31 - 1
+# Lowest value per number field: a negative price means nothing; stock may go below zero
+# (backorders: the workload's deltas do it), down to what the column holds.
+INT_MIN = {"price": 0, "stock": -INT_MAX}
 
 
 class NotFound(LookupError):
@@ -69,6 +78,12 @@ def _validate(fields: dict[str, Any], required: bool) -> dict[str, Any]:
         value = fields[name]
         if isinstance(value, bool) or not isinstance(value, kind):
             raise InvalidInput(f"field {name} must be {kind.__name__}")
+        if isinstance(value, str) and len(value) > MAX_LENGTH[name]:
+            raise InvalidInput(f"field {name} is {len(value)} characters long; at most "
+                               f"{MAX_LENGTH[name]} fit the replica")
+        if isinstance(value, int) and not INT_MIN[name] <= value <= INT_MAX:
+            raise InvalidInput(f"field {name} must be from {INT_MIN[name]} to {INT_MAX}, "
+                               f"got {value}")
         clean[name] = value
     return clean
 
@@ -144,6 +159,10 @@ class ProductStore:
             raise InvalidInput("field delta must be a non-zero int")
         with self.engines.writer.begin() as conn:
             row = self._load_live(conn, product_id)
+            # Raised inside the transaction: nothing is written.
+            if not INT_MIN["stock"] <= row.stock + delta <= INT_MAX:
+                raise InvalidInput(f"delta {delta} would take stock {row.stock} out of "
+                                   f"the range {INT_MIN['stock']} to {INT_MAX}")
             product = {**product_dict(row), "stock": row.stock + delta,
                        "version": row.version + 1}
             conn.execute(update(products).where(products.c.id == product_id)

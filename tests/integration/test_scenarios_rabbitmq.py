@@ -1,5 +1,5 @@
 """The scenario catalogue on real RabbitMQ with real service processes, and the proof that
-its checkers catch a real bug (DESIGN.md section 5)."""
+its checkers catch a real bug (docs/architecture.md, "Bug variants")."""
 
 from __future__ import annotations
 

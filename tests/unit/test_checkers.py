@@ -265,18 +265,49 @@ def test_effect_once_reports_both_problems() -> None:
 # -- run checks -----------------------------------------------------------------------------
 
 
-def test_progress_passes_with_one_successful_write() -> None:
-    result = progress([{"ok": False}, {"ok": True}, {}])
+def test_progress_passes_with_the_required_share_of_planned_writes() -> None:
+    ops = [{"ok": True}] * 90 + [{"ok": False}] * 5
+    result = progress(ops, planned=100)
     assert result.ok
-    assert result.details == "1 of 3 writes succeeded"
+    assert result.details == "90 of 100 planned writes succeeded (95 attempted)"
+
+
+def test_progress_fails_with_one_write_in_a_thousand() -> None:
+    ops = [{"ok": True}] + [{"ok": False}] * 999
+    result = progress(ops, planned=1000)
+    assert not result.ok
+    assert result.details == ("too little load: 1 of 1000 planned writes succeeded "
+                              "(1000 attempted), the scenario requires 90% (900)")
+    assert result.counterexample == {"succeeded": 1, "attempted": 1000, "planned": 1000,
+                                     "required": 900}
+
+
+def test_progress_counts_planned_writes_that_were_never_attempted() -> None:
+    # All 100 attempted writes succeeded, but the plan was 1,000: most of the load never ran.
+    result = progress([{"ok": True}] * 100, planned=1000)
+    assert not result.ok
+    assert "100 of 1000 planned writes succeeded (100 attempted)" in result.details
+
+
+def test_progress_honours_a_lower_declared_share() -> None:
+    ops = [{"ok": True}] * 30 + [{"ok": False}] * 70
+    assert progress(ops, planned=100, min_share=0.3).ok
+    assert not progress(ops, planned=100, min_share=0.31).ok
+
+
+def test_progress_without_a_plan_judges_the_attempted_writes() -> None:
+    assert progress([{"ok": True}] * 9 + [{}], planned=None).ok
+    result = progress([{"ok": False}, {"ok": True}, {}])
+    assert not result.ok
+    assert result.details.startswith("too little load: 1 of 3 writes succeeded")
 
 
 @pytest.mark.parametrize("ops", [[], [{"ok": False}, {}]])
 def test_progress_fails_without_successful_writes(ops: list[dict[str, Any]]) -> None:
-    result = progress(ops)
+    result = progress(ops, planned=10, min_share=0.0)
     assert not result.ok
-    assert result.details == (f"no successful writes out of {len(ops)} attempted: "
-                              "the run proves nothing")
+    assert result.details == (f"no successful writes: 0 of 10 planned writes succeeded "
+                              f"({len(ops)} attempted); the run proves nothing")
 
 
 def fault(phase: str = "inject", verified: bool = True, name: str = "kill consumer",
@@ -311,29 +342,44 @@ def test_fault_was_active_fails_when_a_fault_had_no_effect() -> None:
     assert "kill consumer" not in result.details
 
 
-def test_fault_was_active_fails_when_a_verified_fault_did_not_slow_replication() -> None:
+def test_fault_was_active_fails_when_a_verified_fault_was_not_felt() -> None:
     felt = {**fault(), "impact_observed": True}
-    unfelt = {**fault(name="pause consumer"), "impact_observed": False, "window_s": 2.0,
-              "max_lag_in_window_s": 0.01, "events_in_window": 400}
+    unfelt = {**fault(name="pause consumer"), "impact_observed": False,
+              "impact": "lag reached by 25% of the 400 events: 0.010s"}
     result = fault_was_active([felt, unfelt], expected=2)
     assert not result.ok
-    assert result.details == ("1 faults did not slow replication (pause consumer: 2.0s "
-                              "window, max lag 0.01s over 400 events)")
+    assert result.details == ("1 faults were not felt (pause consumer: lag reached by 25% "
+                              "of the 400 events: 0.010s)")
+    assert result.counterexample == {"unfelt": ["pause consumer"]}
     assert fault_was_active([felt, fault()], expected=2).ok  # no impact data: not judged
 
 
 # -- auto_repaired / accounting with the broker-side queue -----------------------------------
 
 
-def test_auto_repaired_needs_a_repair_and_convergence() -> None:
+def test_auto_repaired_needs_every_true_id_repaired_and_convergence() -> None:
     from harness.checkers import auto_repaired
 
-    nothing = auto_repaired([], True)
-    assert not nothing.ok and "never repaired anything" in nothing.details
-    stuck = auto_repaired([3, 5], False)
-    assert not stuck.ok and "did not converge" in stuck.details
-    good = auto_repaired([5, 3], True)
-    assert good.ok and "rewrote 2 rows" in good.details
+    nothing = auto_repaired([], [3, 5], True)
+    assert nothing.status == "fail"
+    assert "repaired 0 of 2 truly divergent ids by itself; never repaired: 3, 5" \
+        in nothing.details
+    harmless = auto_repaired([7, 8, 9], [3], True)  # rewrote rows, but not the divergent one
+    assert harmless.status == "fail" and "never repaired: 3" in harmless.details
+    stuck = auto_repaired([3, 5], [3, 5], False)
+    assert stuck.status == "fail" and "did not converge" in stuck.details
+    good = auto_repaired([5, 3, 11], [3, 5], True)
+    assert good.ok
+    assert "rewrote all 2 truly divergent rows by itself (3, 5), and 1 rows in flight" \
+        in good.details
+
+
+@pytest.mark.parametrize("truth", [None, []])
+def test_auto_repaired_without_truth_is_inconclusive(truth: list[int] | None) -> None:
+    from harness.checkers import auto_repaired
+
+    result = auto_repaired([1, 2], truth, True)
+    assert result.status == "inconclusive" and not result.ok
 
 
 def test_accounting_flags_dead_letters_missing_from_the_broker_queue() -> None:

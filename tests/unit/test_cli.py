@@ -13,6 +13,7 @@ import pytest
 
 import harness.session
 from harness import cli
+from harness.checkers.base import CheckResult, inconclusive
 from harness.results import RunResult, ScenarioResult
 
 
@@ -103,3 +104,109 @@ def test_report_prints_the_summary_of_a_stored_run(capsys: pytest.CaptureFixture
     assert "replay: harness run steady_state --seed 99" in out
     assert cli.main(["report", str(tmp_path / "r1" / "run.json")]) == 0
     assert capsys.readouterr().out == out
+
+
+def test_run_naming_a_scenario_twice_exits_2(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    assert cli.main(["run", "steady_state", "consumer_crash", "steady_state"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ("harness: error: scenario: named more than once: steady_state (fix: name "
+                   "each scenario once; to repeat one, run it again with another --seed)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_dir_that_is_a_file_exits_2_in_one_line(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    assert cli.main(["run", "steady_state", "--seed", "1", "--report-dir", "taken"]) == 2
+    out, err = capsys.readouterr()
+    assert err == (f"harness: error: --report-dir: {tmp_path / 'taken'} is a file, not a "
+                   "directory (fix: give a directory you can write to (default: reports))\n")
+    assert out == ""
+    assert cli.main(["run", "steady_state", "--report-dir", "taken/below"]) == 2
+    assert "Not a directory" in capsys.readouterr().err
+
+
+def test_unwritable_report_dir_exits_2_in_one_line(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root writes through permission bits, so the refusal is simulated at the probe write.
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(harness.session.tempfile, "TemporaryFile", refuse)
+    assert cli.main(["run", "steady_state", "--report-dir", "ro"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("harness: error: --report-dir: cannot write reports in ")
+    assert err.endswith("/ro: Permission denied (fix: give a directory you can write to "
+                        "(default: reports))\n")
+    assert "Traceback" not in out + err
+
+
+def test_an_os_error_anywhere_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device", "/reports/r1/run.json")
+
+    monkeypatch.setattr(harness.session, "run_scenarios", disk_full)
+    assert cli.main(["run", "steady_state", "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("harness: error: No space left on device (/reports/r1/run.json)\n")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("{oops", "is not valid JSON"),
+    ('{"run_id": "r1"}', "seed is missing"),
+    ('{"run_id": "r1", "seed": 1, "broker": "b", "runtime": "p", "variant": "none", '
+     '"replay": "", "scenarios": [{"name": "s"}]}', "scenarios[0].verdict is missing"),
+])
+def test_report_of_a_malformed_run_json_exits_2_in_one_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, problem: str) -> None:
+    (tmp_path / "run.json").write_text(text)
+    assert cli.main(["report", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"harness: error: {tmp_path / 'run.json'}: {problem}")
+    assert err.count("\n") == 1 and out == ""
+
+
+def _stored(*scenarios: ScenarioResult) -> Any:
+    def fake_run(_scenarios: Any, settings: Any, progress: Any = None) -> Any:
+        run = RunResult("r1", settings.seed, "rabbitmq", "processes", "none", started_at=0.0)
+        run.scenarios.extend(scenarios)
+        return run, Path("reports/r1")
+    return fake_run
+
+
+def _passed(name: str) -> ScenarioResult:
+    return ScenarioResult(name, 1, checks=[CheckResult("progress", True, "ok")])
+
+
+@pytest.mark.parametrize(("scenarios", "code"), [
+    ([_passed("steady_state")], 0),
+    ([_passed("steady_state"),
+      ScenarioResult("consumer_crash", 1, checks=[inconclusive("c", "could not show")])], 3),
+    ([_passed("steady_state"), ScenarioResult("consumer_crash", 1,
+                                              checks=[CheckResult("c", False, "lost 3")])], 1),
+    # A harness bug in one scenario: an error, the others still judged.
+    ([_passed("steady_state"), ScenarioResult("consumer_crash", 1, error="KeyError: 'x'",
+                                              error_kind="internal")], 1),
+    # The message may say "SetupError"; the kind decides: this one ran and then broke.
+    ([ScenarioResult("steady_state", 1, error="WaitTimeout: SetupError in text",
+                     error_kind="run")], 1),
+    ([ScenarioResult("steady_state", 1, error="ComponentStartError: rabbitmq",
+                     error_kind="setup"),
+      ScenarioResult("consumer_crash", 1, error="SteadyStateNotReached: ...",
+                     error_kind="setup")], 2),
+])
+def test_run_exit_code_follows_verdicts_and_error_kinds(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        scenarios: list[ScenarioResult], code: int) -> None:
+    monkeypatch.setattr(harness.session, "run_scenarios", _stored(*scenarios))
+    names = [s.name for s in scenarios]
+    assert cli.main(["run", *names, "--seed", "1"]) == code
+    out = capsys.readouterr().out
+    for scenario in scenarios:
+        assert f"{scenario.verdict.upper():12} {scenario.name} " in out
+    if code == 3:
+        assert "1 of 2 passed, 1 inconclusive (seed 1)" in out
+        assert "replay: harness run consumer_crash --seed 1" in out

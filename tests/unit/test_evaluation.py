@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.evaluation import Collected, SecondConsumerData, evaluate, repaired_ids
+from harness.collected import ConsumerObservation
+from harness.evaluation import Collected, SecondConsumerData, evaluate
 
 ROW = {"id": 1, "name": "a", "category": "c", "price": 1, "stock": 2, "restricted_note": "",
        "version": 2}
@@ -78,9 +79,70 @@ def test_second_consumer_gets_its_own_checks_and_the_first_must_be_unaffected() 
     assert checks["fault_was_active"]
 
 
-def test_repaired_ids_by_kind_of_resync() -> None:
-    assert repaired_ids(None) == set()
-    assert repaired_ids({"resync": "full"}) is None
-    assert repaired_ids({"resync": "auto", "auto_ids": [3]}) == {3}
-    assert repaired_ids({"resync": "partial", "detected_ids": [1],
-                         "resync_report": {"changed_ids": [2]}}) == {1, 2}
+def statuses(evaluation: Any) -> dict[str, str]:
+    return {c.name: c.status for c in evaluation.checks}
+
+
+def test_a_full_resync_excuses_only_events_up_to_its_high_water_mark() -> None:
+    # e1 (sequence 1) is covered by the export at mark 1; e2 came after it and never arrived.
+    integrity = {"resync": "full", "true_ids": [1], "detected_ids": [1],
+                 "resync_report": {"kind": "full", "high_water_mark": 1},
+                 "converged_after_repair": True}
+    result = evaluate(collected(deliveries=[], integrity=integrity))
+    lost = next(c for c in result.checks if c.name == "no_lost_updates")
+    assert lost.status == "fail" and "above the high-water mark 1" in lost.details
+    assert lost.counterexample == {"lost_event_ids": ["e2"]}
+    covered = evaluate(collected(deliveries=[delivery(1, "e2", 2)], integrity=integrity))
+    assert statuses(covered)["no_lost_updates"] == "pass"
+
+
+def observed_resyncs(*reports: dict[str, Any]) -> ConsumerObservation:
+    return ConsumerObservation(replica_db=[], samples=[], sample_reads=[], sampler={},
+                               queue=None, resyncs=list(reports))
+
+
+def test_a_late_joiner_is_excused_only_up_to_its_initial_syncs_mark() -> None:
+    initial_sync = observed_resyncs({"kind": "full", "high_water_mark": 1})
+    second = SecondConsumerData(replica=[ROW], deliveries=[delivery(1, "e2", 2)],
+                                initial_sync=True, observed=initial_sync)
+    assert statuses(evaluate(collected(second=second)))["no_lost_updates[consumer2]"] == "pass"
+    gap = SecondConsumerData(replica=[ROW], deliveries=[], initial_sync=True,
+                             observed=initial_sync)
+    lost = next(c for c in evaluate(collected(second=gap)).checks
+                if c.name == "no_lost_updates[consumer2]")
+    assert lost.status == "fail" and lost.counterexample == {"lost_event_ids": ["e2"]}
+
+
+def test_progress_is_judged_against_the_planned_writes() -> None:
+    ops = [{"ok": True}] + [{"ok": False}] * 999
+    result = evaluate(collected(ops=ops, writes_planned=1000))
+    assert statuses(result)["progress"] == "fail"
+    lowered = evaluate(collected(ops=ops, writes_planned=1000, min_write_share=0.001))
+    assert statuses(lowered)["progress"] == "pass"
+
+
+def test_integrity_is_judged_against_the_truth_and_the_spot_check() -> None:
+    integrity = {"resync": "partial", "true_ids": [1], "detected_ids": [1],
+                 "sample": {"checked": 2, "ids": [1, 2], "differing": [1]},
+                 "resync_report": {"kind": "partial", "changed_ids": [1]},
+                 "converged_after_repair": True}
+    assert statuses(evaluate(collected(integrity=integrity)))["integrity_restored"] == "pass"
+    too_many = {**integrity, "detected_ids": list(range(1, 100_001))}
+    assert statuses(evaluate(collected(integrity=too_many)))["integrity_restored"] == "fail"
+    nothing = {**integrity, "true_ids": [], "detected_ids": []}
+    result = evaluate(collected(integrity=nothing))
+    assert statuses(result)["integrity_restored"] == "inconclusive"
+    assert result.metrics["integrity"]["truly_diverged"] == 0
+
+
+def test_auto_repair_counts_the_consumers_own_fetches_and_needs_the_truth() -> None:
+    fetched = {**delivery(3, "e3", 3, outcome="resynced"), "aggregate_id": "7"}
+    integrity = {"resync": "auto", "auto_ids": [5], "true_ids": [5, 7],
+                 "converged_after_repair": True}
+    result = evaluate(collected(integrity=integrity,
+                                deliveries=[delivery(1, "e1", 1), delivery(2, "e2", 2),
+                                            fetched]))
+    assert statuses(result)["auto_repaired"] == "pass"
+    untold = evaluate(collected(integrity={**integrity, "true_ids": None}))
+    assert statuses(untold)["auto_repaired"] == "inconclusive"
+    assert untold.metrics["integrity"]["truly_diverged"] is None

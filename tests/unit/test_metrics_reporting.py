@@ -7,7 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from harness.checkers import base as checks_base
 from harness.checkers.base import CheckResult
+from harness.errors import ConfigError
 from harness.metrics import percentile, replication_metrics
 from harness.reporting import (
     load_run_json,
@@ -18,7 +22,7 @@ from harness.reporting import (
     write_run_json,
     write_summary,
 )
-from harness.results import RunResult, ScenarioResult
+from harness.results import RunResult, ScenarioResult, exit_code
 
 # -- metrics --------------------------------------------------------------------------------
 
@@ -111,7 +115,22 @@ def failed(name: str = "consumer_crash") -> ScenarioResult:
 
 def errored(name: str = "broken") -> ScenarioResult:
     return ScenarioResult(name, 4242, error="SetupError: rabbitmq did not start\nlog tail",
-                          duration_s=0.5)
+                          error_kind="setup", duration_s=0.5)
+
+
+def inconclusive(name: str = "publisher_skips") -> ScenarioResult:
+    return ScenarioResult(name, 4242, checks=[
+        CheckResult("progress", True, "10 of 10 writes succeeded"),
+        checks_base.inconclusive("integrity_restored",
+                                 "nothing diverged before the repair: every skipped event "
+                                 "was healed by a later write")], duration_s=12.0)
+
+
+def checker_raised(name: str = "duplicates") -> ScenarioResult:
+    return ScenarioResult(name, 4242, checks=[
+        CheckResult("progress", True, "10 of 10 writes succeeded"),
+        checks_base.unknown("effect_once", "checker raised KeyError: 'version' "
+                                           "(at delivery.py:120)")], duration_s=9.0)
 
 
 def junit_tree(run: RunResult) -> ET.Element:
@@ -206,12 +225,15 @@ def test_summary_marks_an_interrupted_run() -> None:
 
 def test_scenario_lines() -> None:
     line = scenario_line(passed().to_dict())
-    assert line.startswith("PASS  steady_state")
+    assert line.startswith("PASS         steady_state ")
     assert "12 events, 150.5 ev/s, lag p50 3.5ms p99 20.25ms" in line
-    assert scenario_line(failed().to_dict()).startswith("FAIL  consumer_crash")
+    assert scenario_line(failed().to_dict()).startswith("FAIL         consumer_crash ")
     error_line = scenario_line(errored().to_dict())
-    assert error_line.startswith("ERROR broken")
+    assert error_line.startswith("ERROR        broken ")
     assert error_line.endswith("SetupError: rabbitmq did not start")
+    # Every verdict, the longest included, puts the scenario name in the same column.
+    assert scenario_line(inconclusive().to_dict()).index("publisher_skips") == \
+        line.index("steady_state")
 
 
 def test_write_and_load_reports(tmp_path: Path) -> None:
@@ -237,3 +259,134 @@ def test_results_verdicts() -> None:
     assert make_run(passed()).passed
     assert not make_run(passed(), interrupted=True).passed
     assert not make_run().passed
+
+
+def test_scenario_line_of_an_inconclusive_scenario_names_the_check() -> None:
+    line = scenario_line(inconclusive().to_dict())
+    assert line.startswith("INCONCLUSIVE publisher_skips ")
+    assert line.endswith("integrity_restored: nothing diverged before the repair: every "
+                         "skipped event was healed by a later write")
+    assert "progress" not in line
+
+
+def test_scenario_line_of_a_checker_that_raised_shows_the_unknown_check() -> None:
+    result = checker_raised()
+    assert result.verdict == "error" and result.error == ""
+    line = scenario_line(result.to_dict())
+    assert line.startswith("ERROR        duplicates ")
+    assert line.endswith("effect_once: checker raised KeyError: 'version' (at delivery.py:120)")
+    assert result.first_failure().startswith("effect_once: checker raised KeyError")
+
+
+def test_junit_inconclusive_is_skipped_with_the_reason() -> None:
+    suite = junit_tree(make_run(passed(), inconclusive()))
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
+            suite.get("skipped")) == ("2", "0", "0", "1")
+    case = next(c for c in suite.iter("testcase") if c.get("name") == "publisher_skips")
+    assert case.find("failure") is None and case.find("error") is None
+    skipped = case.find("skipped")
+    assert skipped is not None
+    assert skipped.get("message") == ("inconclusive: integrity_restored: nothing diverged "
+                                      "before the repair: every skipped event was healed by "
+                                      "a later write")
+    system_out = case.find("system-out")
+    assert system_out is not None and system_out.text is not None
+    assert "[INCONCLUSIVE] integrity_restored" in system_out.text
+
+
+def test_junit_error_for_a_checker_that_raised_names_the_check() -> None:
+    suite = junit_tree(make_run(checker_raised()))
+    assert suite.get("errors") == "1"
+    error = next(suite.iter("testcase")).find("error")
+    assert error is not None
+    assert error.get("message") == ("effect_once: checker raised KeyError: 'version' "
+                                    "(at delivery.py:120)")
+
+
+def test_summary_shows_inconclusive_and_unknown_checks_by_status() -> None:
+    text = render_summary(make_run(passed(), inconclusive(), checker_raised()).to_dict())
+    assert "INCONCLUSIVE publisher_skips" in text
+    assert "1 of 3 scenarios passed, 1 inconclusive" in text
+    assert "  publisher_skips/integrity_restored [inconclusive]: nothing diverged" in text
+    assert "  duplicates/effect_once [unknown]: checker raised KeyError" in text
+
+
+def test_run_json_carries_the_run_verdict_and_exit_code() -> None:
+    assert make_run(passed()).to_dict()["verdict"] == "pass"
+    assert make_run(passed()).to_dict()["exit_code"] == 0
+    data = make_run(passed(), inconclusive()).to_dict()
+    assert (data["verdict"], data["exit_code"]) == ("inconclusive", 3)
+    assert [s["verdict"] for s in data["scenarios"]] == ["pass", "inconclusive"]
+    data = make_run(errored(), errored("other")).to_dict()
+    assert (data["verdict"], data["exit_code"]) == ("error", 2)
+    data = make_run(passed(), interrupted=True).to_dict()
+    assert (data["verdict"], data["exit_code"]) == ("fail", 130)
+    # Replay re-runs what did not pass, inconclusive included.
+    assert make_run(passed(), inconclusive()).replay_command().startswith(
+        "harness run publisher_skips --seed 4242")
+
+
+def _setup_error(name: str) -> ScenarioResult:
+    return ScenarioResult(name, 1, error="SteadyStateNotReached: steady state not reached",
+                          error_kind="setup")
+
+
+def _run_error(name: str, kind: str = "run") -> ScenarioResult:
+    return ScenarioResult(name, 1, error="FaultError: could not heal", error_kind=kind)
+
+
+@pytest.mark.parametrize(("scenarios", "expected"), [
+    ([passed()], 0),
+    ([passed(), passed("b")], 0),
+    ([passed(), inconclusive()], 3),
+    ([inconclusive(), failed()], 1),
+    ([passed(), failed()], 1),
+    ([passed(), checker_raised()], 1),
+    ([inconclusive(), checker_raised()], 1),
+    ([_run_error("a")], 1),
+    ([_run_error("a", "internal")], 1),
+    ([_setup_error("a")], 2),
+    ([_setup_error("a"), _setup_error("b")], 2),
+    # Something was set up and judged: the run says what it found, not "usage error".
+    ([_setup_error("a"), passed()], 1),
+    ([_setup_error("a"), inconclusive()], 1),
+    ([_setup_error("a"), _run_error("b")], 1),
+    # A scenario without any check proves nothing.
+    ([ScenarioResult("empty", 1)], 1),
+    ([], 1),
+])
+def test_exit_code_follows_verdicts_and_error_kinds(scenarios: list[ScenarioResult],
+                                                     expected: int) -> None:
+    assert exit_code(scenarios) == expected
+    assert exit_code(scenarios, interrupted=True) == 130
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("{not json", "is not valid JSON"),
+    ("[]", "the top level is not an object"),
+    ('{"run_id": "r"}', "seed is missing"),
+])
+def test_load_run_json_rejects_malformed_files_naming_the_file(
+        tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_run_json(path)
+    assert info.value.field == str(path)
+    assert problem in info.value.problem
+    assert "\n" not in str(info.value)
+
+
+def test_load_run_json_names_the_mistyped_key_of_a_scenario(tmp_path: Path) -> None:
+    data = make_run(passed(), failed()).to_dict()
+    data["scenarios"][1]["checks"][0]["details"] = 7
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as info:
+        load_run_json(path)
+    assert info.value.problem == "scenarios[1].checks[0].details has the wrong type (int)"
+
+
+def test_load_run_json_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_run_json(tmp_path / "run.json")

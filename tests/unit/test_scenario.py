@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from harness.errors import ConfigError, HarnessError
 from harness.faults.catalogue import ACTIONS, LINK_TARGETS, PROCESS_TARGETS, ParamRange
 from harness.scenario import FaultStep, Scenario, SecondConsumer
+from harness.workload import WorkloadSpec
 from scenarios import all_scenarios
 
 
@@ -134,17 +136,126 @@ def test_invalid_scenario_name(name: str) -> None:
     assert "underscores" in error.fix
 
 
-@pytest.mark.parametrize("timeout", [0, -1])
-def test_converge_timeout_must_be_positive(timeout: float) -> None:
+@pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf])
+def test_converge_timeout_must_be_positive_and_finite(timeout: float) -> None:
     error = config_error(converge_timeout_s=timeout)
     assert error.field == "x.converge_timeout_s"
-    assert error.problem == "must be > 0"
+    assert error.problem == f"must be a finite number > 0, got {timeout!r}"
 
 
-def test_settle_must_not_be_negative() -> None:
-    error = config_error(settle_s=-0.1)
+@pytest.mark.parametrize("settle", [-0.1, math.nan, math.inf])
+def test_settle_must_be_finite_and_not_negative(settle: float) -> None:
+    error = config_error(settle_s=settle)
     assert error.field == "x.settle_s"
-    assert error.problem == "must be >= 0"
+    assert error.problem == f"must be a finite number >= 0, got {settle!r}"
+
+
+@pytest.mark.parametrize("field", ["at_s", "duration_s", "jitter_s"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_times_must_be_finite(field: str, value: float) -> None:
+    values: dict[str, Any] = {"at_s": 1.0, field: value}
+    error = config_error(FaultStep("pause", "consumer", **values))
+    assert error.field == f"x.faults[0].{field}"
+    assert error.problem == f"must be a finite number of seconds, got {value!r}"
+
+
+def test_a_time_that_is_not_a_number_is_rejected() -> None:
+    error = config_error(FaultStep("pause", "consumer", at_s="soon"))  # type: ignore[arg-type]
+    assert error.field == "x.faults[0].at_s"
+    assert "'soon'" in error.problem
+
+
+# -- fault parameters -------------------------------------------------------------------
+
+
+def param_error(action: str, target: str, **params: ParamRange) -> ConfigError:
+    return config_error(FaultStep(action, target, at_s=1.0, params=params))
+
+
+def test_inverted_range_is_rejected_with_the_swapped_fix() -> None:
+    error = param_error("crash_mid_batch", "consumer", delay_s=ParamRange(0.5, 0.1))
+    assert error.field == "x.faults[0].params.delay_s"
+    assert error.problem == "inverted range: low 0.5 > high 0.1"
+    assert error.fix == "write ParamRange(0.1, 0.5)"
+
+
+@pytest.mark.parametrize("bound", [math.nan, math.inf])
+def test_range_bounds_must_be_finite(bound: float) -> None:
+    error = param_error("latency", "relay_broker", latency=ParamRange(100, bound))
+    assert error.field == "x.faults[0].params.latency"
+    assert "finite" in error.problem
+
+
+@pytest.mark.parametrize(("action", "target", "name"), [
+    ("latency", "relay_broker", "latency"),
+    ("latency", "consumer_broker", "jitter"),
+    ("slicer", "relay_broker", "delay"),
+    ("slicer", "relay_broker", "size_variation"),
+    ("timeout", "consumer_broker", "timeout"),
+    ("limit_data", "relay_broker", "bytes"),
+    ("crash_mid_batch", "consumer", "backlog_s"),
+])
+def test_negative_fault_parameters_are_rejected(action: str, target: str, name: str) -> None:
+    error = param_error(action, target, **{name: ParamRange(-10, 5)})
+    assert error.field == f"x.faults[0].params.{name}"
+    assert error.problem == "must be >= 0, got low -10"
+
+
+@pytest.mark.parametrize(("action", "target", "name"), [
+    ("duplicate", "consumer", "copies"),
+    ("duplicate", "consumer", "events"),
+    ("poison", "consumer", "per_kind"),
+    ("relay_drop", "publisher", "count"),
+    ("relay_corrupt", "publisher", "count"),
+    ("crash_point:consumer.before_commit", "consumer", "after_hits"),
+])
+@pytest.mark.parametrize("low", [0, -1, 0.5])
+def test_counts_need_at_least_one(action: str, target: str, name: str, low: float) -> None:
+    error = param_error(action, target, **{name: ParamRange(low, 3)})
+    assert error.field == f"x.faults[0].params.{name}"
+    assert error.problem == f"must be at least 1, got low {low}"
+
+
+@pytest.mark.parametrize(("action", "name"), [("bandwidth", "rate"),
+                                              ("slicer", "average_size")])
+def test_rates_and_sizes_must_be_positive(action: str, name: str) -> None:
+    error = param_error(action, "relay_broker", **{name: ParamRange(0, 0)})
+    assert error.problem == "must be > 0, got low 0"
+
+
+def test_toxicity_is_a_share() -> None:
+    error = param_error("latency", "relay_broker", toxicity=ParamRange(0.5, 1.5))
+    assert error.field == "x.faults[0].params.toxicity"
+    assert error.problem == "must lie in [0, 1], got high 1.5"
+
+
+# -- second consumer ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["consumer2", "consumer2_broker", "consumer2_publisher"])
+@pytest.mark.parametrize("at_s", [0.0, 2.0, 5.0])
+def test_no_fault_on_consumer2_before_it_joins(target: str, at_s: float) -> None:
+    action = "stop" if target == "consumer2" else "link_down"
+    error = config_error(FaultStep(action, target, at_s=at_s),
+                         second_consumer=SecondConsumer(join_at_s=5.0))
+    assert error.field == "x.faults[0].at_s"
+    assert error.problem == (f"{target} is faulted at {at_s}s, but consumer2 only joins at "
+                             "5.0s")
+    assert error.fix == "schedule the fault after 5.0s, or let consumer2 join earlier"
+
+
+def test_fault_on_consumer2_after_it_joins_is_accepted() -> None:
+    scenario = build(FaultStep("stop", "consumer2", at_s=5.5),
+                     FaultStep("stop", "consumer", at_s=1.0),
+                     second_consumer=SecondConsumer(join_at_s=5.0))
+    assert len(scenario.faults) == 2
+
+
+@pytest.mark.parametrize("join", [math.nan, math.inf])
+def test_join_time_must_be_finite(join: float) -> None:
+    error = config_error(second_consumer=SecondConsumer(join_at_s=join))
+    assert error.field == "x.second_consumer.join_at_s"
+    assert "finite" in error.problem
 
 
 def test_scenario_is_frozen() -> None:
@@ -229,3 +340,29 @@ def test_repair_kinds_are_validated() -> None:
     with pytest.raises(ConfigError, match=r"r\.repair\.resync") as info:
         Scenario(name="r", description="d", repair=Repair("sometimes"))
     assert "'partial', 'full' or 'auto'" in str(info.value)
+
+
+# -- workload -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("rate_per_s", math.nan), ("rate_per_s", math.inf), ("rate_per_s", 0),
+    ("duration_s", math.nan), ("duration_s", math.inf), ("duration_s", -1),
+    ("initial_products", -1), ("initial_products", 2.5), ("initial_products", True),
+])
+def test_workload_rejects_non_finite_or_out_of_range_numbers(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        WorkloadSpec(**{field: value})
+    assert info.value.field == f"workload.{field}"
+
+
+@pytest.mark.parametrize("weight", [math.nan, math.inf])
+def test_workload_mix_weights_must_be_finite(weight: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        WorkloadSpec(mix=(("update", weight), ("stock", 1.0)))
+    assert info.value.field == "workload.mix"
+    assert info.value.problem == "weights must be finite numbers"
+
+
+def test_workload_without_initial_products_is_valid_when_it_creates() -> None:
+    assert WorkloadSpec(initial_products=0).max_ops == 1600

@@ -12,6 +12,7 @@ import pytest
 
 from harness.contract.dataset import summarize
 from reference_services.common.db import make_engines
+from reference_services.consumer import verifier as verifier_module
 from reference_services.consumer.applier import Applier
 from reference_services.consumer.models import metadata
 from reference_services.consumer.verifier import Verifier
@@ -80,7 +81,8 @@ def test_in_sync(setup: Any) -> None:
     rows = [row(i) for i in range(1, 50)]
     report = setup(rows, rows, processed_upto=10).verify_once(bisect=True, sample=10)
     assert report["outcome"] == "in_sync"
-    assert report["sample"] == {"checked": 10, "differing": []}
+    assert report["sample"]["checked"] == 10 and report["sample"]["differing"] == []
+    assert len(report["sample"]["ids"]) == 10
 
 
 def test_behind_until_the_high_water_mark_is_processed(setup: Any) -> None:
@@ -117,3 +119,36 @@ def test_unreachable_publisher_counts_a_failure(tmp_path: Path) -> None:
     verifier = Verifier(engines.reader, client, interval_s=0)
     assert verifier.verify_once()["outcome"].startswith("unreachable")
     assert verifier.stats.failures == 1 and verifier.stats.runs == 1
+
+
+def test_a_replica_past_the_snapshot_is_behind_not_diverged(setup: Any) -> None:
+    # The snapshot says high-water mark 10; the replica already processed up to 12, so its
+    # rows are newer than the snapshot's: the two cannot be compared, nothing diverged.
+    source = [row(i) for i in range(1, 50)]
+    replica = [row(5, version=2, name="newer") if r["id"] == 5 else r for r in source]
+    report = setup(source, replica, processed_upto=12).verify_once(bisect=True)
+    assert report["outcome"] == "behind"
+    assert "divergent_ids" not in report
+
+
+def test_a_batch_committed_during_the_read_is_behind(setup: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Processed exactly up to the snapshot's mark when the check starts, but a batch commits
+    # while the replica's summary is read: the summary matches no single sequence.
+    source = [row(i) for i in range(1, 50)]
+    replica = [row(5, name="in flight") if r["id"] == 5 else r for r in source]
+    verifier = setup(source, replica, processed_upto=10)
+    real_snapshot = verifier_module.replica_snapshot
+
+    def snapshot_while_a_batch_commits(engine: Any) -> dict[str, Any]:
+        summary = real_snapshot(engine)
+        with verifier.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO inbox (event_id, type, aggregate_id, version, sequence, raw) "
+                "VALUES ('f', 'ProductUpserted', '5', 2, 11, '{}')")
+        return summary
+
+    monkeypatch.setattr(verifier_module, "replica_snapshot", snapshot_while_a_batch_commits)
+    report = verifier.verify_once(bisect=True)
+    assert report["outcome"] == "behind"
+    assert report["processed_upto"] == 10

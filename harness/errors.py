@@ -8,6 +8,7 @@
     +-- WaitTimeout        a wait_until condition did not hold in time
     +-- FaultError         a fault could not be injected or healed
     +-- BrokerError        a broker operation failed
+    +-- ObservationError   an observer could not see what it was asked to
 
 User errors (ConfigError, SetupError) are printed without a traceback by the CLI and map to
 exit code 2. Inside a scenario, any HarnessError raised before its steady state was shown
@@ -66,3 +67,8 @@ class FaultError(HarnessError):
 
 class BrokerError(HarnessError):
     """A broker operation failed."""
+
+
+class ObservationError(HarnessError):
+    """An observer could not see what it was asked to (a database file that cannot be
+    read, a tap that cannot subscribe)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from harness import checkers
 from harness.checkers import observed
+from harness.checkers.acknowledgement import committed_without_ack
 from harness.checkers.base import CheckResult, unknown
 from harness.checkers.delivery import Excuses
 from harness.checkers.recovery import assess_faults
@@ -36,12 +37,15 @@ class Evaluation:
 
 def evaluate(c: Collected) -> Evaluation:
     # Each fault is judged by the replication of the consumer it hit.
+    excused = resync_excuses(c.integrity, c.observed.resyncs if c.observed else ())
+    # Events a resync brought in need no delivery of their own, so recovery does not wait
+    # for them.
+    delivered_path = [e for e in c.published if not excused.covers(e)]
     hit_second = [f for f in c.faults if f.get("target") == "consumer2"]
     faults = [*assess_faults([f for f in c.faults if f.get("target") != "consumer2"],
-                             c.published, c.deliveries),
+                             delivered_path, c.deliveries),
               *assess_faults(hit_second, c.published,
                              c.second.deliveries if c.second else [])]
-    excused = resync_excuses(c.integrity, c.observed.resyncs if c.observed else ())
     poison: dict[str, int] = {}
     for record in faults:
         for kind, count in record.get("poison", {}).items():
@@ -67,6 +71,10 @@ def evaluate(c: Collected) -> Evaluation:
     if c.second is not None:
         checks.extend(_second_consumer_checks(c, c.second, faults))
     checks.extend(_observed_checks(c, faults))
+    if any(f.get("target") == "publisher" for f in c.faults) \
+            or any(op.get("indeterminate") for op in c.ops):
+        checks.append(check_safe("committed_without_ack", lambda: committed_without_ack(
+            c.ops, c.published, c.deliveries)))
     metrics: dict[str, Any] = {}
     if c.integrity is not None:
         integrity = c.integrity

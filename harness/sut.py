@@ -68,8 +68,7 @@ class SystemUnderTest:
         broker.start()
         assert isinstance(broker, RabbitMQNode)
         self.adapter = RabbitMQAdapter(broker.amqp_url, RabbitCtl(
-            RABBITMQ_SERVER.with_name("rabbitmqctl"), broker.server.env["RABBITMQ_NODENAME"],
-            broker.server.env))
+            RABBITMQ_SERVER.with_name("rabbitmqctl"), broker.nodename, broker.ctl_env))
         # Subscribed before the publisher exists, so it sees every event ever published.
         self.tap = self.adapter.open_tap(self.work_dir.name)
         self.tap.start()

@@ -54,6 +54,10 @@ VARIANTS: dict[str, Variant] = {
                 "drops every 25th event (by sequence) unapplied, yet logs it as stale: only "
                 "the harness's own observers can tell",
                 ("steady_state",)),
+        Variant("skip_catch_up", "consumer",
+                "a full resync replaces the replica with the export and stops there: events "
+                "after the export's high-water mark are left to the queue, which lost them",
+                ("full_resync_under_load",)),
     )
 }
 

@@ -9,9 +9,6 @@ test.
 The checkers in harness/checkers/observed.py judge the services' testimony against them.
 """
 
-from harness.errors import HarnessError
+from harness.errors import ObservationError
 
-
-class ObservationError(HarnessError):
-    """An observer could not see what it was asked to (a database file that cannot be
-    read, a tap that cannot subscribe)."""
+__all__ = ["ObservationError"]

@@ -94,6 +94,16 @@ class RabbitMQNode(Component):
             ready_timeout_s=60.0, on_event=on_event)
 
     @property
+    def nodename(self) -> str:
+        """The Erlang node name `rabbitmqctl -n` addresses."""
+        return self.server.env["RABBITMQ_NODENAME"]
+
+    @property
+    def ctl_env(self) -> Mapping[str, str]:
+        """The environment rabbitmqctl needs to reach this node (its epmd, its cookie)."""
+        return self.server.env
+
+    @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
 

@@ -22,7 +22,8 @@ from reference_services.consumer.resync import Resyncer, ResyncError
 from reference_services.consumer.verifier import Verifier
 
 VARIANTS = ("none", "ack_before_commit", "no_dedupe", "no_version_check",
-            "poison_requeue_loop", "truncate_names", "log_lies_dedupe", "log_lies_stale")
+            "poison_requeue_loop", "truncate_names", "log_lies_dedupe", "log_lies_stale",
+            "skip_catch_up")
 
 
 def initial_sync(worker: RabbitWorker, resyncer: Resyncer, engines: Engines) -> None:

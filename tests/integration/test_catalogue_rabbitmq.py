@@ -57,6 +57,7 @@ VARIANT_CASES = {
     "log_lies_dedupe": ("duplicates", "version_consistency",
                         "not the source's state at their version"),
     "log_lies_stale": ("steady_state", "log_matches_observation", "was stale"),
+    "skip_catch_up": ("full_resync_under_load", "no_lost_updates", "above the high-water mark"),
 }
 
 

@@ -4,7 +4,7 @@ For each dataset size, two SQLite files get the real `products` and `replica_pro
 schemas (engines from `make_engines`, so WAL and pragmas are the production ones) and the
 same N rows with their h1/h2. Measured:
 - verification: `table_summary` on both sides, the check the verifier runs every interval
-  (DESIGN target: at most 2 s for a million rows);
+  (target: at most 2 s for a million rows);
 - bisection: for each k, k replica rows are damaged (a field changed, the row tombstoned,
   the row removed, or an extra row added), `bisect_divergent` runs over in-process range
   hashes, and the ids it finds must be exactly the damaged ones; comparisons, round trips

@@ -2,7 +2,7 @@
 
 A snapshot comparison (`verify`) says *whether* the two datasets agree; when they do not,
 `bisect_divergent` finds *which* ids disagree without reading rows: both sides can hash any
-id range cheaply (an aggregate over h1/h2, see common/dataset.py), so differing ranges are
+id range cheaply (an aggregate over h1/h2, see harness/contract/dataset.py), so differing ranges are
 split and re-hashed until single ids remain, and agreeing ranges are dropped. That costs
 O(k log n) range comparisons for k divergent ids among n, in O(log n) round trips, because
 every level of the search is asked of each side in one batched call.

@@ -19,7 +19,7 @@ replica_products = Table(
     Column("version", Integer, nullable=False),
     # A deleted product keeps its row so older events arriving late stay stale.
     Column("deleted", Boolean, nullable=False),
-    # Halves of the row's digest, kept in step with the row (see common/dataset.py).
+    # Halves of the row's digest, kept in step with the row (see harness/contract/dataset.py).
     Column("h1", Integer, nullable=False),
     Column("h2", Integer, nullable=False),
 )

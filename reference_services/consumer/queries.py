@@ -97,7 +97,7 @@ def dead_letter_list(engine: Engine, limit: int) -> list[dict[str, Any]]:
 
 
 def order_history(engine: Engine) -> list[dict[str, Any]]:
-    """The seed's example: orders joined locally with the replicated product names."""
+    """Why the replica exists: orders joined locally with the replicated product names."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(orders.c.id, orders.c.product_id, orders.c.quantity, orders.c.created_at,

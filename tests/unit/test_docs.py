@@ -1,6 +1,7 @@
 """The repository stands alone: no file cites material that lives outside it, every
 relative link in the README and docs/ leads to a file (and heading) that exists, and every
-docs/ page a file names exists."""
+docs/ page (and section) a file names exists. And the docs keep up with the code: every
+fault action and bug variant has its row in their tables."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ CODE_SPAN = re.compile(r"`[^`\n]*`")
 EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # http:, https:, mailto:
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 DOCS_PAGE = re.compile(r"\bdocs/[\w-]+\.md\b")
+# A section named after its page, as code comments cite them: docs/page.md, "Heading".
+DOCS_SECTION = re.compile(r"\b(docs/[\w-]+\.md), \"([^\"]+)\"")
 
 
 def repository_files() -> list[Path]:
@@ -73,16 +76,21 @@ def link_targets(markdown: str) -> list[str]:
     return INLINE_LINK.findall(prose) + REFERENCE_LINK.findall(prose)
 
 
+def slug(heading: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces turned into
+    hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
 def anchors(markdown: str) -> set[str]:
-    """The ids GitHub gives the headings of a Markdown text: lower case, punctuation
-    dropped, spaces turned into hyphens, "-1", "-2", ... appended to repeats."""
+    """The ids of the headings of a Markdown text, "-1", "-2", ... appended to repeats."""
     seen: dict[str, int] = {}
     ids = set()
     for heading in HEADING.findall(FENCE.sub("", markdown)):
-        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-        count = seen.get(slug, 0)
-        seen[slug] = count + 1
-        ids.add(slug if count == 0 else f"{slug}-{count}")
+        slug_ = slug(heading)
+        count = seen.get(slug_, 0)
+        seen[slug_] = count + 1
+        ids.add(slug_ if count == 0 else f"{slug_}-{count}")
     return ids
 
 
@@ -119,7 +127,7 @@ def test_every_relative_link_in_the_docs_resolves() -> None:
     assert not broken, "links that lead nowhere:\n" + "\n".join(broken)
 
 
-def test_every_docs_page_a_file_names_exists() -> None:
+def test_every_docs_page_and_section_a_file_names_exists() -> None:
     missing: list[str] = []
     for path in repository_files():
         text = text_of(path) if path != THIS_FILE else None
@@ -127,7 +135,25 @@ def test_every_docs_page_a_file_names_exists() -> None:
             continue
         missing.extend(f"{path}: {name}" for name in sorted(set(DOCS_PAGE.findall(text)))
                        if not (ROOT / name).is_file())
-    assert not missing, "these files name docs pages that do not exist:\n" + "\n".join(missing)
+        for page, heading in sorted(set(DOCS_SECTION.findall(" ".join(text.split())))):
+            if (ROOT / page).is_file() and slug(heading) not in anchors(
+                    (ROOT / page).read_text(encoding="utf-8")):
+                missing.append(f"{path}: {page}, section {heading!r}")
+    assert not missing, ("these files name docs pages or sections that do not exist:\n"
+                         + "\n".join(missing))
+
+
+def test_every_fault_action_and_variant_is_documented() -> None:
+    from harness.faults.catalogue import ACTIONS
+    from harness.variants import VARIANTS
+
+    actions = (ROOT / "docs" / "adding-a-scenario.md").read_text(encoding="utf-8")
+    variants = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    undocumented = [f"fault action {name} (docs/adding-a-scenario.md)" for name in ACTIONS
+                    if f"| `{name}` |" not in actions]
+    undocumented += [f"variant {name} (docs/architecture.md)" for name in VARIANTS
+                     if f"| `{name}` |" not in variants]
+    assert not undocumented, "missing from the docs' tables: " + ", ".join(undocumented)
 
 
 def test_link_checker_sees_links_and_skips_code() -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from harness.contract import envelope as env
 from harness.contract.dataset import row_hash_parts
+from harness.contract.outcomes import APPLIED, DEAD_LETTERED, DEDUPLICATED, RESYNCED, STALE
 from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.consumer.models import dead_letters, deliveries, inbox, replica_products
 
@@ -106,18 +107,18 @@ class Applier:
                 if isinstance(item, env.EnvelopeError):
                     reasons[len(outcomes)] = item.reason
                     self._dead_letter(conn, message.body, item.reason, now)
-                    outcomes.append("dead_lettered")
-                    delivery_rows.append(_delivery(None, "dead_lettered", message, now))
+                    outcomes.append(DEAD_LETTERED)
+                    delivery_rows.append(_delivery(None, DEAD_LETTERED, message, now))
                     continue
                 if item.event_id in seen and self.variant != "no_dedupe":
-                    outcome = "deduplicated"
+                    outcome = DEDUPLICATED
                     if self.variant == "log_lies_dedupe":
                         self._apply_delta_again(item, rows, dirty)
                 else:
                     if self.variant == "log_lies_stale" and item.sequence % LIE_STALE_EVERY == 0:
                         # BUG (variant log_lies_stale): the event is dropped unapplied, and
                         # the log says the replica already held a newer version.
-                        outcome = "stale"
+                        outcome = STALE
                     else:
                         outcome = self._apply(item, rows, dirty)
                     if item.event_id in seen:
@@ -180,7 +181,7 @@ class Applier:
         if self.variant == "no_version_check":
             return self._apply_blindly(event, rows, dirty)
         if current is not None and event.version <= current["version"]:
-            return "stale"
+            return STALE
         if event.type == env.PRODUCT_UPSERTED:
             rows[pid] = {**{k: event.payload[k] for k in env.PRODUCT_FIELDS},
                          "version": event.version, "deleted": False}
@@ -194,7 +195,7 @@ class Applier:
         else:
             return self._resync_one(pid, event.version, rows, dirty)
         dirty.add(pid)
-        return "applied"
+        return APPLIED
 
     def _apply_blindly(self, event: env.Envelope, rows: dict[int, dict[str, Any]],
                        dirty: set[int]) -> str:
@@ -211,7 +212,7 @@ class Applier:
             rows[pid] = {**base, "stock": base["stock"] + event.payload["delta"],
                          "version": event.version, "deleted": base.get("deleted", False)}
         dirty.add(pid)
-        return "applied"
+        return APPLIED
 
     @staticmethod
     def _apply_delta_again(event: env.Envelope, rows: dict[int, dict[str, Any]],
@@ -241,7 +242,7 @@ class Applier:
                 rows[pid] = {**{k: remote.fields[k] for k in env.PRODUCT_FIELDS},
                              "version": remote.version, "deleted": False}
             dirty.add(pid)
-        return "resynced"
+        return RESYNCED
 
     @staticmethod
     def _dead_letter(conn: Connection, raw: bytes, reason: str, now: float) -> None:

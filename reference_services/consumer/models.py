@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
+from harness.contract import outcomes
+
 metadata = MetaData()
 
 replica_products = Table(
@@ -79,4 +81,5 @@ orders = Table(
     sqlite_autoincrement=True,
 )
 
-OUTCOMES = ("applied", "deduplicated", "stale", "resynced", "dead_lettered")
+# What the consumer records per delivery: the contract's vocabulary, not a copy of it.
+OUTCOMES = outcomes.OUTCOMES

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from sqlalchemy import Engine, select
 
 from harness.contract import envelope as env
 from harness.contract.dataset import row_hash_parts
-from reference_services.common.db import make_engines
 from reference_services.consumer.applier import (
     Applier,
     IncomingMessage,
@@ -24,7 +22,6 @@ from reference_services.consumer.models import (
     dead_letters,
     deliveries,
     inbox,
-    metadata,
     replica_products,
 )
 
@@ -60,15 +57,6 @@ def crash_points_disarmed() -> Iterator[None]:
     yield
     for point, hits in armed.items():
         CRASH_POINTS.arm(point, hits)
-
-
-@pytest.fixture
-def writer(tmp_path: Path) -> Iterator[Engine]:
-    engines = make_engines(f"sqlite:///{tmp_path}/c.db")
-    metadata.create_all(engines.writer)
-    yield engines.writer
-    engines.writer.dispose()
-    engines.reader.dispose()
 
 
 @pytest.fixture

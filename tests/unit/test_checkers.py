@@ -8,10 +8,12 @@ import pytest
 
 from harness.checkers import (
     CheckResult,
+    accounting,
     compare_datasets,
     effect_once,
     fault_was_active,
     no_lost_updates,
+    no_stale_overwrite,
     progress,
 )
 from harness.checkers.base import sample
@@ -383,10 +385,43 @@ def test_auto_repaired_without_truth_is_inconclusive(truth: list[int] | None) ->
 
 
 def test_accounting_flags_dead_letters_missing_from_the_broker_queue() -> None:
-    from harness.checkers import accounting
-
     letters = [{"reason": "malformed JSON: x"}, {"reason": "unknown type: Y"}]
     short = accounting([], letters, broker_dead_letters=1)
     assert not short.ok
     assert "only 1 in the broker-side dead-letter queue" in short.details
     assert accounting([], letters, broker_dead_letters=3).ok  # at-least-once copies
+
+
+def test_accounting_matches_poison_to_dead_letters_by_reason() -> None:
+    injected = {"malformed_json": 1, "unknown_type": 1}
+    reasons = {"malformed_json": "malformed JSON", "unknown_type": "unknown type"}
+    letters = [{"reason": "malformed JSON: x"}, {"reason": "unknown type: Y"}]
+    assert accounting([], letters, injected, reasons).ok
+    only_one = accounting([], letters[:1], injected, reasons)
+    assert not only_one.ok
+    assert "poison injected 2, dead-lettered 1" in only_one.details
+    assert "unknown_type: 1 injected, 0 dead-lettered" in only_one.details
+    unknown_outcome = accounting([{"event_id": "e", "outcome": "vanished"}], [])
+    assert not unknown_outcome.ok and "no known outcome" in unknown_outcome.details
+
+
+# -- no_stale_overwrite ---------------------------------------------------------------------
+
+
+def logged(index: int, version: int, outcome: str, pid: str = "7") -> dict[str, Any]:
+    return {"id": index, "aggregate_id": pid, "version": version, "outcome": outcome}
+
+
+def test_no_stale_overwrite_passes_when_older_versions_are_skipped() -> None:
+    log = [logged(1, 1, "applied"), logged(2, 3, "applied"), logged(3, 2, "stale"),
+           logged(4, 4, "applied")]
+    assert no_stale_overwrite(log).ok
+
+
+def test_no_stale_overwrite_names_a_row_that_went_back() -> None:
+    # Judged in log order (by id), whatever order the rows come in.
+    log = [logged(3, 2, "applied"), logged(1, 1, "applied"), logged(2, 3, "resynced")]
+    result = no_stale_overwrite(log)
+    assert not result.ok
+    assert "product 7 went from v3 back to v2" in result.details
+    assert result.counterexample["regressions"] == ["product 7 went from v3 back to v2"]

@@ -4,30 +4,17 @@ the harness reads it by."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, select
 
 from harness.contract import envelope as env
 from harness.contract import replica
-from reference_services.common.db import make_engines
 from reference_services.consumer.applier import LIE_STALE_EVERY, Applier, IncomingMessage
-from reference_services.consumer.models import deliveries, metadata, replica_products
+from reference_services.consumer.models import deliveries, replica_products
 
 FIELDS: dict[str, Any] = {"name": "lamp", "category": "home", "price": 100, "stock": 10,
                           "restricted_note": ""}
-
-
-@pytest.fixture
-def writer(tmp_path: Path) -> Iterator[Engine]:
-    engines = make_engines(f"sqlite:///{tmp_path}/c.db")
-    metadata.create_all(engines.writer)
-    yield engines.writer
-    engines.writer.dispose()
-    engines.reader.dispose()
 
 
 def body(event_id: str, kind: str, version: int, sequence: int, payload: dict[str, Any]

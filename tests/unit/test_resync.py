@@ -7,8 +7,6 @@ page that fails fails the resync instead of ending it early."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +14,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from harness.contract import envelope as env
-from reference_services.common.db import make_engines
 from reference_services.consumer.applier import Applier, IncomingMessage, RemoteProduct
-from reference_services.consumer.models import deliveries, metadata, replica_products
+from reference_services.consumer.models import deliveries, replica_products
 from reference_services.consumer.resync import Resyncer, ResyncError
 
 FIELDS: dict[str, Any] = {"name": "red mini 1", "category": "books", "price": 1999,
@@ -67,15 +64,6 @@ class FakePublisher:
                                              "version": self.tombstones[pid]})
         live = [r for r in self.rows if r["id"] == pid]
         return httpx.Response(200, json=live[0]) if live else httpx.Response(404, json={})
-
-
-@pytest.fixture
-def writer(tmp_path: Path) -> Iterator[Engine]:
-    engines = make_engines(f"sqlite:///{tmp_path}/c.db")
-    metadata.create_all(engines.writer)
-    yield engines.writer
-    engines.writer.dispose()
-    engines.reader.dispose()
 
 
 def resyncer_for(writer: Engine, publisher: FakePublisher, variant: str = "none") -> Resyncer:

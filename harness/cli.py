@@ -48,11 +48,21 @@ __all__ = ["EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_INTERRUPTED", "EXIT_PASS", "E
            "build_parser", "main"]
 
 
-def _cmd_list(_args: argparse.Namespace) -> int:
+def _cmd_list(args: argparse.Namespace) -> int:
+    from harness.brokers.registry import broker_plugin
     from harness.session import load_catalogue
 
+    offered = broker_plugin(args.broker).capabilities if args.broker else None
+    elsewhere: list[str] = []
     for scenario in load_catalogue().values():
+        reason = scenario.not_applicable_on(offered) if offered is not None else ""
+        if reason:
+            elsewhere.append(f"  {scenario.name:<22} {reason}")
+            continue
         print(f"{scenario.name:<22} {scenario.description}")
+    if elsewhere:
+        print(f"\nnot applicable on {args.broker}:")
+        print("\n".join(elsewhere))
     print("\nvariants (--variant):")
     for variant in VARIANTS.values():
         print(f"  {variant.name:<20} [{variant.service}] {variant.bug}")
@@ -90,8 +100,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(scenario_line(scenario.to_dict()))
     verdicts = [s.verdict for s in result.scenarios]
     inconclusive = verdicts.count("inconclusive")
-    print(f"\n{verdicts.count('pass')} of {len(verdicts)} passed"
-          + (f", {inconclusive} inconclusive" if inconclusive else "") + f" (seed {seed})")
+    skipped = verdicts.count("not_applicable")
+    print(f"\n{verdicts.count('pass')} of {len(verdicts) - skipped} passed"
+          + (f", {inconclusive} inconclusive" if inconclusive else "")
+          + (f", {skipped} not applicable on {settings.broker}" if skipped else "")
+          + f" (seed {seed})")
     print(f"report: {report_dir / 'run.json'}")
     if not result.passed:
         print(f"replay: {result.replay_command()}")
@@ -183,7 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness", description="Chaos harness for data replication over messaging.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list scenarios and bug variants").set_defaults(func=_cmd_list)
+    listing = sub.add_parser("list", help="list scenarios and bug variants")
+    listing.add_argument("--broker", choices=BROKERS, default=None,
+                         help="show which scenarios run on this broker, and why the rest "
+                              "do not")
+    listing.set_defaults(func=_cmd_list)
 
     run = sub.add_parser("run", help="run scenarios (all when none is named)")
     run.add_argument("scenarios", nargs="*", metavar="NAME")

@@ -34,6 +34,9 @@ class ScenarioResult:
     error: str = ""  # "<ExceptionType>: message", set when it could not run to its checks
     error_kind: str = ""  # one of ERROR_KINDS when error is set
     report_dir: str = ""
+    # Why it cannot run on this run's broker (its faults need a capability the broker's
+    # adapter lacks): reported, never counted as a pass.
+    not_applicable: str = ""
 
     @property
     def passed(self) -> bool:
@@ -44,6 +47,8 @@ class ScenarioResult:
         """error: it could not run to a judgement (or a checker crashed); fail: a check
         found a problem; inconclusive: nothing failed but something could not be shown;
         pass: every check passed."""
+        if self.not_applicable:
+            return "not_applicable"
         statuses = {c.status for c in self.checks}
         if self.error or "unknown" in statuses:
             return "error"
@@ -54,6 +59,8 @@ class ScenarioResult:
         return "pass" if self.passed else "fail"
 
     def first_failure(self) -> str:
+        if self.not_applicable:
+            return f"not applicable: {self.not_applicable}"
         if self.error:
             return self.error.splitlines()[0]
         # Unknown (a checker raised) first: it is why the verdict is "error".
@@ -71,6 +78,7 @@ class ScenarioResult:
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
             "error_kind": self.error_kind,
+            "not_applicable": self.not_applicable,
             "checks": [c.to_dict() for c in self.checks],
             "metrics": self.metrics,
             "faults": self.faults,
@@ -82,12 +90,17 @@ def exit_code(scenarios: Sequence[ScenarioResult], interrupted: bool = False) ->
     """What a run (or a re-check) of these scenarios exits with.
 
     130 interrupted; 2 when every scenario errored while setting up (the environment is the
-    problem, not the system under test); 1 when a scenario failed or errored (also when
-    none ran); 3 when nothing failed but something could not be shown (inconclusive);
-    0 when every scenario passed.
+    problem, not the system under test) or none can run on this broker; 1 when a scenario
+    failed or errored (also when none ran); 3 when nothing failed but something could not
+    be shown (inconclusive); 0 when every scenario that can run on this broker passed.
+    Scenarios not applicable to the broker count neither way.
     """
     if interrupted:
         return EXIT_INTERRUPTED
+    applicable = [s for s in scenarios if not s.not_applicable]
+    if scenarios and not applicable:
+        return EXIT_USAGE  # nothing asked for can run on this broker
+    scenarios = applicable
     if scenarios and all(s.error and s.error_kind == "setup" for s in scenarios):
         return EXIT_USAGE
     verdicts = {s.verdict for s in scenarios}
@@ -115,8 +128,7 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return bool(self.scenarios) and all(s.passed for s in self.scenarios) \
-            and not self.interrupted
+        return self.exit_code == EXIT_PASS
 
     @property
     def exit_code(self) -> int:
@@ -130,7 +142,7 @@ class RunResult:
 
     def replay_command(self) -> str:
         """Re-runs what did not pass (everything, if all did) with the same seed."""
-        failed = [s.name for s in self.scenarios if not s.passed]
+        failed = [s.name for s in self.scenarios if not s.passed and not s.not_applicable]
         names = failed or [s.name for s in self.scenarios]
         return (f"harness run {' '.join(names)} --seed {self.seed} --broker {self.broker} "
                 f"--runtime {self.runtime} --variant {self.variant}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import steady_state
+from harness.brokers.registry import broker_plugin
 from harness.collected import Collected, ConsumerObservation, SecondConsumerData
 from harness.errors import HarnessError, SteadyStateNotReached
 from harness.evaluation import evaluate
@@ -99,6 +100,13 @@ class ScenarioRun:
         """Run the scenario; any exception but an interrupt becomes the scenario's error
         (its traceback in error.txt), so the session goes on to the next scenario."""
         started = time.monotonic()
+        reason = self.scenario.not_applicable_on(broker_plugin(self.settings.broker)
+                                                 .capabilities)
+        if reason:
+            # Reported as such, never started and never counted as a pass.
+            self.result.not_applicable = reason
+            self.progress(f"not applicable on {self.settings.broker}: {reason}")
+            return self.result
         self.dir.mkdir(parents=True, exist_ok=True)
         history = History(self.dir / "history.jsonl")
         # Until the steady state is shown, a HarnessError means the system could not be set

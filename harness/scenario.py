@@ -11,6 +11,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from harness.brokers.capabilities import describe, missing
 from harness.checkers.run_checks import DEFAULT_MIN_WRITE_SHARE
 from harness.errors import ConfigError
 from harness.faults.catalogue import ACTIONS, STREAMS, ParamRange
@@ -206,6 +207,21 @@ class Scenario:
             raise ConfigError(f"{self.name}.settle_s",
                               f"must be a finite number >= 0, got {self.settle_s!r}",
                               "give how long the replica must stay equal")
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Broker capabilities its faults use (harness/brokers/capabilities.py)."""
+        return frozenset(n for step in self.faults for n in ACTIONS[step.action].needs)
+
+    def not_applicable_on(self, offered: frozenset[str]) -> str:
+        """Why it cannot run on a broker offering `offered`; "" when it can."""
+        lacking = missing(self.needs, offered)
+        if not lacking:
+            return ""
+        actions = sorted({s.action for s in self.faults
+                          if set(ACTIONS[s.action].needs) & set(lacking)})
+        return (f"its faults ({', '.join(actions)}) need what this broker's adapter cannot "
+                f"do: {describe(lacking)}")
 
     def rng(self, seed: int) -> random.Random:
         # One stream per scenario, derived from the run seed: adding a scenario to a run

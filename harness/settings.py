@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.brokers.registry import BROKERS as BROKER_PLUGINS
 from harness.errors import ConfigError
 from harness.variants import Variant, resolve_variant
 
-BROKERS = ("rabbitmq",)
+BROKERS = tuple(BROKER_PLUGINS)
 RUNTIMES = ("processes",)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.brokers.base import BrokerAdapter, QueueCounters
-from harness.brokers.rabbitmq import RabbitCtl, RabbitMQAdapter
+from harness.brokers.registry import broker_plugin
 from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.envelope import from_event
 from harness.contract.naming import queue_name
@@ -25,9 +25,8 @@ from harness.links import (
 from harness.observers.replica_db import read_replica
 from harness.observers.sampler import ReplicaSampler
 from harness.observers.tap import BrokerTap
-from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
+from harness.runtime.base import Component, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
-from harness.runtime.rabbitmq_node import RABBITMQ_SERVER, RabbitMQNode
 from harness.settings import RunSettings
 from harness.waiting import wait_until
 
@@ -41,16 +40,13 @@ _CONSUMER_LINKS = {"consumer": (CONSUMER_BROKER, CONSUMER_PUBLISHER),
 TAP_DRAIN_S = 15.0
 
 
-def amqp_url(endpoint: Endpoint) -> str:
-    return f"amqp://guest:guest@{endpoint.address}/%2F"
-
-
 class SystemUnderTest:
     def __init__(self, runtime: Runtime, settings: RunSettings, work_dir: Path,
                  consumer_args: tuple[str, ...] = ()) -> None:
         self.consumer_args = consumer_args
         self.runtime = runtime
         self.settings = settings
+        self.plugin = broker_plugin(settings.broker)
         self.work_dir = work_dir
         self.components: dict[str, Component] = {}
         self.adapter: BrokerAdapter | None = None
@@ -63,12 +59,10 @@ class SystemUnderTest:
 
     # -- start / stop -----------------------------------------------------------------
     def start(self) -> None:
-        broker = self.runtime.rabbitmq("broker")
+        started = self.plugin.start(self.runtime, "broker")
+        broker = started.component
         self.components["broker"] = broker
-        broker.start()
-        assert isinstance(broker, RabbitMQNode)
-        self.adapter = RabbitMQAdapter(broker.amqp_url, RabbitCtl(
-            RABBITMQ_SERVER.with_name("rabbitmqctl"), broker.nodename, broker.ctl_env))
+        self.adapter = started.adapter
         # Subscribed before the publisher exists, so it sees every event ever published.
         self.tap = self.adapter.open_tap(self.work_dir.name)
         self.tap.start()
@@ -83,7 +77,7 @@ class SystemUnderTest:
         publisher = self.runtime.service(ServiceSpec(
             "publisher", "reference_services.publisher",
             ("--db-url", f"sqlite:///{self.work_dir / 'publisher.db'}",
-             "--broker-url", amqp_url(relay_link),
+             "--broker-url", self.plugin.service_url(relay_link),
              "--variant", self.settings.variant_for("publisher")),
             publisher_port))
         self.components["publisher"] = publisher
@@ -103,7 +97,7 @@ class SystemUnderTest:
             key, "reference_services.consumer",
             ("--name", name,
              "--db-url", self.replica_db_url(key),
-             "--broker-url", amqp_url(broker_link),
+             "--broker-url", self.plugin.service_url(broker_link),
              "--publisher-url", api_link.http_url(),
              "--variant", self.settings.variant_for("consumer"), *extra_args),
             free_port()))

@@ -49,6 +49,9 @@ class QueueCounters:
 
 class BrokerAdapter(ABC):
     kind: str
+    # What this adapter can do beyond observing (harness/brokers/capabilities.py). A
+    # method whose capability is not offered raises BrokerError naming it.
+    capabilities: frozenset[str] = frozenset()
 
     @abstractmethod
     def wait_ready(self, timeout_s: float) -> None: ...

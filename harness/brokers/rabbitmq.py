@@ -15,6 +15,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel as Channel
 
+from harness.brokers import capabilities
 from harness.brokers.base import (
     RELEASE_ORDERS,
     BrokerAdapter,
@@ -76,6 +77,7 @@ class RabbitCtl:
 
 class RabbitMQAdapter(BrokerAdapter):
     kind = "rabbitmq"
+    capabilities = capabilities.ALL
 
     def __init__(self, url: str, ctl: RabbitCtl | None = None) -> None:
         """`ctl`, when given, reads what AMQP cannot tell (unacknowledged counts)."""

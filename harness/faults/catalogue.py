@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from harness.brokers import capabilities as caps
 from harness.brokers.base import BrokerAdapter
 from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.crash_points import POINTS as CRASH_POINT_NAMES
@@ -76,6 +77,8 @@ class FaultAction:
     params: Mapping[str, ParamRange]  # accepted parameters and their defaults
     targets: tuple[str, ...]
     description: str
+    # Broker capabilities the action uses (harness/brokers/capabilities.py).
+    needs: frozenset[str] = frozenset()
 
 
 def _process(make: Callable[[Component, Mapping[str, float]], Fault]) -> Builder:
@@ -138,16 +141,18 @@ ACTIONS: dict[str, FaultAction] = {
             lambda: ctx.recent_event_bodies(int(req.params["events"])),
             int(req.params["copies"])),
         {"events": ParamRange(300, 300), "copies": ParamRange(2, 2)}, ("consumer",),
-        "delivers the last `events` published events `copies` more times"),
+        "delivers the last `events` published events `copies` more times",
+        frozenset({caps.INJECT_RAW})),
     "reorder": FaultAction(
         lambda ctx, req: Reorder(ctx.broker, ctx.consumer_name, req.rng), {}, ("consumer",),
         "holds the consumer's events for the fault's duration, then delivers them newest "
-        "first"),
+        "first", frozenset({caps.HOLD_AND_RELEASE})),
     "poison": FaultAction(
         lambda ctx, req: PoisonMessages(ctx.broker, ctx.consumer_name,
                                         POISON_KINDS * int(req.params["per_kind"]), req.rng),
         {"per_kind": ParamRange(1, 1)}, ("consumer",),
-        f"injects poison messages of every kind ({', '.join(POISON_KINDS)})"),
+        f"injects poison messages of every kind ({', '.join(POISON_KINDS)})",
+        frozenset({caps.INJECT_RAW, caps.DEAD_LETTER})),
     "broker_data_loss": FaultAction(
         lambda ctx, req: DataLossWhileDown(
             ctx.component("consumer"),
@@ -157,7 +162,7 @@ ACTIONS: dict[str, FaultAction] = {
         {"backlog_s": ParamRange(2.0, 2.0), "delete_queue": ParamRange(0, 0)},
         ("consumer",),
         "stops the consumer, lets a backlog build, purges (or deletes) its queue; heal "
-        "starts it"),
+        "starts it", frozenset({caps.LOSE_DATA})),
     "relay_drop": FaultAction(
         lambda ctx, req: RelayMisbehaves(ctx.component("publisher"), "drop",
                                          int(req.params["count"])),
@@ -191,5 +196,6 @@ ACTIONS: dict[str, FaultAction] = {
         "diverts the consumer's events and purges its queue, triggers a full resync whose "
         "export's answer is held `export_delay_s`, then deletes the held events up to the "
         "publisher's high-water mark read meanwhile: those after the export's mark reach "
-        "the replica only through the resync's catch-up"),
+        "the replica only through the resync's catch-up",
+        frozenset({caps.HOLD_AND_RELEASE, caps.LOSE_DATA})),
 }

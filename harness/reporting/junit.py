@@ -24,7 +24,8 @@ def render_junit(run: dict[str, Any]) -> str:
         "tests": str(len(scenarios)),
         "failures": str(sum(1 for s in scenarios if s["verdict"] == "fail")),
         "errors": str(sum(1 for s in scenarios if s["verdict"] == "error")),
-        "skipped": str(sum(1 for s in scenarios if s["verdict"] == "inconclusive")),
+        "skipped": str(sum(1 for s in scenarios
+                           if s["verdict"] in ("inconclusive", "not_applicable"))),
         "time": f"{sum(s['duration_s'] for s in scenarios):.3f}",
     })
     props = ET.SubElement(suite, "properties")
@@ -42,6 +43,10 @@ def render_junit(run: dict[str, Any]) -> str:
             first = text.splitlines()[0] if text else ""
             node = ET.SubElement(case, "error", {"message": _clean(first[:500])})
             node.text = _clean(text)
+        elif scenario["verdict"] == "not_applicable":
+            ET.SubElement(case, "skipped", {"message": _clean(
+                f"not applicable on {run['broker']}: {scenario.get('not_applicable', '')}"
+                [:500])})
         elif scenario["verdict"] == "inconclusive":
             # Nothing failed but something could not be shown: not a pass, not a failure.
             node = ET.SubElement(case, "skipped", {

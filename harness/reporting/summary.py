@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# Wide enough for INCONCLUSIVE, so the scenario names line up whatever the verdicts.
-_VERDICT_WIDTH = 12
+# Wide enough for NOT_APPLICABLE, so the scenario names line up whatever the verdicts.
+_VERDICT_WIDTH = 14
 
 
 def _status(check: dict[str, Any]) -> str:
@@ -27,6 +27,8 @@ def scenario_line(scenario: dict[str, Any]) -> str:
         lag = m.get("lag_ms", {})
         detail = (f"{m.get('events_processed', 0)} events, {m.get('throughput_eps', 0)} ev/s, "
                   f"lag p50 {lag.get('p50', 0)}ms p99 {lag.get('p99', 0)}ms")
+    elif verdict == "not_applicable":
+        detail = scenario.get("not_applicable", "")
     elif verdict == "error" and scenario["error"]:
         detail = scenario["error"].splitlines()[0]
     else:
@@ -55,8 +57,10 @@ def render_summary(run: dict[str, Any]) -> str:
     lines += [scenario_line(s) for s in run["scenarios"]]
     verdicts = [s["verdict"] for s in run["scenarios"]]
     inconclusive = verdicts.count("inconclusive")
-    lines += ["", f"{verdicts.count('pass')} of {len(verdicts)} scenarios passed"
+    skipped = verdicts.count("not_applicable")
+    lines += ["", f"{verdicts.count('pass')} of {len(verdicts) - skipped} scenarios passed"
               + (f", {inconclusive} inconclusive" if inconclusive else "")
+              + (f", {skipped} not applicable on {run['broker']}" if skipped else "")
               + (" (interrupted)" if run.get("interrupted") else ""),
               f"replay: {run['replay']}"]
     for scenario in run["scenarios"]:

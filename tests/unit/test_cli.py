@@ -206,7 +206,7 @@ def test_run_exit_code_follows_verdicts_and_error_kinds(
     assert cli.main(["run", *names, "--seed", "1"]) == code
     out = capsys.readouterr().out
     for scenario in scenarios:
-        assert f"{scenario.verdict.upper():12} {scenario.name} " in out
+        assert f"{scenario.verdict.upper():14} {scenario.name} " in out
     if code == 3:
         assert "1 of 2 passed, 1 inconclusive (seed 1)" in out
         assert "replay: harness run consumer_crash --seed 1" in out

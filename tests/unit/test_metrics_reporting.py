@@ -225,11 +225,11 @@ def test_summary_marks_an_interrupted_run() -> None:
 
 def test_scenario_lines() -> None:
     line = scenario_line(passed().to_dict())
-    assert line.startswith("PASS         steady_state ")
+    assert line.startswith("PASS           steady_state ")
     assert "12 events, 150.5 ev/s, lag p50 3.5ms p99 20.25ms" in line
-    assert scenario_line(failed().to_dict()).startswith("FAIL         consumer_crash ")
+    assert scenario_line(failed().to_dict()).startswith("FAIL           consumer_crash ")
     error_line = scenario_line(errored().to_dict())
-    assert error_line.startswith("ERROR        broken ")
+    assert error_line.startswith("ERROR          broken ")
     assert error_line.endswith("SetupError: rabbitmq did not start")
     # Every verdict, the longest included, puts the scenario name in the same column.
     assert scenario_line(inconclusive().to_dict()).index("publisher_skips") == \
@@ -263,7 +263,7 @@ def test_results_verdicts() -> None:
 
 def test_scenario_line_of_an_inconclusive_scenario_names_the_check() -> None:
     line = scenario_line(inconclusive().to_dict())
-    assert line.startswith("INCONCLUSIVE publisher_skips ")
+    assert line.startswith("INCONCLUSIVE   publisher_skips ")
     assert line.endswith("integrity_restored: nothing diverged before the repair: every "
                          "skipped event was healed by a later write")
     assert "progress" not in line
@@ -273,7 +273,7 @@ def test_scenario_line_of_a_checker_that_raised_shows_the_unknown_check() -> Non
     result = checker_raised()
     assert result.verdict == "error" and result.error == ""
     line = scenario_line(result.to_dict())
-    assert line.startswith("ERROR        duplicates ")
+    assert line.startswith("ERROR          duplicates ")
     assert line.endswith("effect_once: checker raised KeyError: 'version' (at delivery.py:120)")
     assert result.first_failure().startswith("effect_once: checker raised KeyError")
 
@@ -305,7 +305,7 @@ def test_junit_error_for_a_checker_that_raised_names_the_check() -> None:
 
 def test_summary_shows_inconclusive_and_unknown_checks_by_status() -> None:
     text = render_summary(make_run(passed(), inconclusive(), checker_raised()).to_dict())
-    assert "INCONCLUSIVE publisher_skips" in text
+    assert "INCONCLUSIVE   publisher_skips" in text
     assert "1 of 3 scenarios passed, 1 inconclusive" in text
     assert "  publisher_skips/integrity_restored [inconclusive]: nothing diverged" in text
     assert "  duplicates/effect_once [unknown]: checker raised KeyError" in text

@@ -88,7 +88,7 @@ def test_a_stored_failure_fails_again_with_the_same_messages(
     out = capsys.readouterr().out
     assert out.startswith(f"harness check: re-judged {run_dir} from its stored files "
                           "(run r1, seed 7, variant none)\n")
-    assert "\nFAIL         truncated " in out
+    assert "\nFAIL           truncated " in out
     assert f"    [FAIL] convergence: {convergence['details']}\n" in out
     for check in stored["checks"]:
         assert f"{check['name']}: {check['details']}" in out
@@ -120,7 +120,7 @@ def test_exit_code_follows_the_rejudged_verdict(
     fake_evaluate(monkeypatch, *checks)
     assert cli.main(["check", str(run_dir)]) == code
     out = capsys.readouterr().out
-    assert f"\n{verdict:12} s " in out
+    assert f"\n{verdict:14} s " in out
     assert f"{checks[0].name}: {checks[0].details}" in out
 
 
@@ -149,7 +149,7 @@ def test_judging_that_raises_is_an_error_with_its_traceback(
     monkeypatch.setattr(harness.recheck, "evaluate", broken)
     assert cli.main(["check", str(run_dir)]) == 1
     out, err = capsys.readouterr()
-    assert "ERROR        s " in out and "KeyError: 'healed_at'" in out
+    assert "ERROR          s " in out and "KeyError: 'healed_at'" in out
     assert err.startswith("harness: judging s raised:\nTraceback")
 
 

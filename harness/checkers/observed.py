@@ -31,6 +31,7 @@ from itertools import pairwise
 from typing import Any, Protocol
 
 from harness.checkers.base import CheckResult, inconclusive, sample
+from harness.consumers import owner
 from harness.contract import envelope as env
 from harness.contract import outcomes
 from harness.contract.dataset import REPLICATED_FIELDS
@@ -217,9 +218,10 @@ class Excuses:
                    frozenset((p, v) for _, p, v in corrupted), tuple(windows))
 
     def windows_for(self, consumer: str, consumers: Sequence[str]) -> list[tuple[float, float]]:
-        """Windows of faults that hit this consumer, or no consumer in particular."""
+        """Windows of faults that hit this consumer (its process, an instance or a link of
+        it), or no consumer in particular."""
         return [(lo, hi) for target, lo, hi in self.windows
-                if target == consumer or target not in consumers]
+                if owner(target) == consumer or owner(target) not in consumers]
 
 
 @dataclass(frozen=True)
@@ -521,14 +523,25 @@ def _inconsistency(row: Row, versions: Mapping[int, ProductState]) -> str:
     return _shown(diffs, f"the source's outbox at v{version}") if diffs else ""
 
 
+def _equals_known_state(row: Row, versions: Mapping[int, ProductState]) -> bool:
+    """The row is a state the stream fully determines at its version (not one it cannot
+    tell, after a gap)."""
+    state = versions.get(int(row["version"]))
+    return state is not None and (state.deleted or state.fields is not None) \
+        and not _inconsistency(row, versions)
+
+
 def version_consistency(samples: Sequence[Row], sample_reads: Sequence[float],
                         published: Sequence[Row], tap: Sequence[Row],
                         deliveries: Sequence[Row], excuses: Excuses,
                         windows: Sequence[tuple[float, float]]) -> CheckResult:
     """Every row the sampler read at version v equals the source's state at v (folded from
     the outbox, whose events the tap cross-checks). Excused: rows of events a relay fault
-    declared it corrupted, rows written while a fault that corrupts data was live, and
-    later rows of those products until one equals the source again."""
+    declared it corrupted, and later rows of those products that equal what the broker
+    carried at their version (the consumer applied faithfully what it was sent; the
+    sampler may never have seen the corrupted version itself); rows written while a fault
+    that corrupts data was live, and later rows of those products until one equals the
+    source again."""
     name = "version_consistency"
     if not sample_reads:
         return inconclusive(name, "the sampler never read the replica during the run")
@@ -538,6 +551,9 @@ def version_consistency(samples: Sequence[Row], sample_reads: Sequence[float],
     for row in sorted(samples, key=lambda r: r["t"]):
         by_product[int(row["id"])].append(row)
     log = _log_by_product(deliveries)
+    first_corrupted: dict[int, int] = {}
+    for pid, version in excuses.corrupted_versions:
+        first_corrupted[pid] = min(version, first_corrupted.get(pid, version))
     wrong: list[str] = []
     excused = 0
     for pid, rows in by_product.items():
@@ -548,7 +564,9 @@ def version_consistency(samples: Sequence[Row], sample_reads: Sequence[float],
                 tainted = False
                 continue
             version = int(row["version"])
-            if tainted or (pid, version) in excuses.corrupted_versions or any(
+            as_carried = version >= first_corrupted.get(pid, version + 1) \
+                and _equals_known_state(row, carried.get(pid, {}))
+            if tainted or as_carried or (pid, version) in excuses.corrupted_versions or any(
                     lo <= row["t"] <= hi + CORRUPTION_SLACK_S for lo, hi in windows):
                 tainted = True
                 excused += 1

@@ -10,7 +10,7 @@ import pytest
 
 from harness.checkers import observed
 from harness.checkers.observed import Excuses, ProductState, Repairs
-from harness.collected import Collected, ConsumerObservation, SecondConsumerData
+from harness.collected import Collected, ConsumerData, ConsumerObservation
 from harness.contract.envelope import from_event
 from harness.evaluation import evaluate
 from harness.observers.tap import record_message
@@ -421,12 +421,14 @@ def test_excuses_from_fault_records() -> None:
               {"target": "publisher", "at": 1.0, "healed_at": 2.0,
                "relay_fault": {"dropped": [{"aggregate_id": "5", "version": 1, "sequence": 8,
                                             "type": "ProductUpserted"}], "corrupted": []}},
-              {"target": "consumer", "at": 3.0, "healed_at": 4.0, "corrupts_data": True}]
+              {"target": "consumer", "at": 3.0, "healed_at": 4.0, "corrupts_data": True},
+              {"target": "consumer2.i2", "at": 5.0, "healed_at": 6.0, "corrupts_data": True}]
     excuses = Excuses.from_faults(faults)
     assert excuses.dropped == {8} and excuses.corrupted == {7}
     assert excuses.corrupted_versions == {(4, 2)}
     assert excuses.windows_for("consumer", ["consumer", "consumer2"]) == [(3.0, 4.0)]
-    assert excuses.windows_for("consumer2", ["consumer", "consumer2"]) == []
+    # An instance's fault is its consumer's.
+    assert excuses.windows_for("consumer2", ["consumer", "consumer2"]) == [(5.0, 6.0)]
 
 
 def test_repairs_from_resync_reports() -> None:
@@ -453,8 +455,8 @@ def collected_run(replica_db: list[dict[str, Any]]) -> Collected:
         deliveries=HONEST, dead_letters=[], broker_dead_letters=0, faults=[],
         faults_planned=0, converged_after_s=0.1, converge_timeout_s=10, settle_s=1,
         tap=tapped(HISTORY), tap_status=COMPLETE, observed=seen,
-        second=SecondConsumerData(replica=api, deliveries=HONEST, initial_sync=False,
-                                  observed=seen))
+        other_consumers={key: ConsumerData(replica=api, deliveries=HONEST, initial_sync=False,
+                                           observed=seen) for key in ("consumer2", "consumer3")})
 
 
 def test_evaluate_runs_every_observed_check_for_each_consumer() -> None:
@@ -463,6 +465,7 @@ def test_evaluate_runs_every_observed_check_for_each_consumer() -> None:
         assert statuses[name] == "pass", name
     for name in OBSERVED_CHECKS[2:]:
         assert statuses[f"{name}[consumer2]"] == "pass", name
+        assert statuses[f"{name}[consumer3]"] == "pass", name
 
 
 def test_convergence_is_judged_on_the_database_file_not_on_the_api() -> None:
@@ -470,3 +473,27 @@ def test_convergence_is_judged_on_the_database_file_not_on_the_api() -> None:
     assert not checks["convergence"].ok and "stock 12 != 13" in checks["convergence"].details
     assert not checks["replica_api_matches_db"].ok
     assert not checks["convergence[consumer2]"].ok
+    assert not checks["convergence[consumer3]"].ok
+
+
+def test_a_row_built_on_a_declared_corruption_is_excused_only_as_the_broker_carried_it() -> None:
+    # The relay sent v1 corrupted (name "pmal", declared by its fault); the consumer then
+    # applied v2's delta on top. The sampler never saw v1 itself.
+    carried = [upsert(1, 1, 1, name="pmal"), *HISTORY[1:]]
+    declared = Excuses(frozenset(), frozenset({1}), frozenset({(1, 1)}), ())
+
+    def judge(*rows: tuple[float, dict[str, Any]]) -> Any:
+        samples = sampled(*rows)
+        return observed.version_consistency(samples, [s["t"] for s in samples], HISTORY,
+                                            tapped(carried), [], declared, [])
+
+    faithful = judge((T0 + 2, row(1, 2, 15, name="pmal")))
+    assert faithful.ok and "1 written while a fault corrupted data" in faithful.details
+    # Neither the source's state nor what the broker carried: the consumer's own doing.
+    own_doing = judge((T0 + 2, row(1, 2, 16, name="pmal")))
+    assert not own_doing.ok and "stock 16" in own_doing.details
+    # Without a declared corruption, matching the tap does not excuse a wrong row.
+    undeclared = observed.version_consistency(
+        sampled((T0 + 2, row(1, 2, 15, name="pmal"))), [T0 + 2], HISTORY, tapped(carried),
+        [], NO_EXCUSES, [])
+    assert not undeclared.ok

@@ -4,10 +4,10 @@ The runner fills a `Collected` from what it observed and saves it next to the ru
 history; `harness check` loads it back and judges it again with the same pure functions
 (harness/evaluation.py), so a stored run gives the same verdicts offline.
 
-Every field is plain JSON data (lists, dicts, numbers, strings, None) or a dataclass of
-such fields. Each list, dict or dataclass field is one file `<field>.json` in the
-scenario's folder, so the files stay readable with any tool; scalars go in the manifest
-`collected.json`.
+Every field is plain JSON data (lists, dicts, numbers, strings, None), a dataclass of such
+fields, or a dict of such dataclasses by name. Each list, dict or dataclass field is one
+file `<field>.json` in the scenario's folder, so the files stay readable with any tool;
+scalars go in the manifest `collected.json`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from harness.checkers.run_checks import DEFAULT_MIN_WRITE_SHARE
+from harness.consumers import consumer_key
 from harness.errors import ConfigError
 
 Rows = list[dict[str, Any]]
@@ -45,11 +46,16 @@ class ConsumerObservation:
 
 
 @dataclass(frozen=True)
-class SecondConsumerData:
-    replica: Rows
+class ConsumerData:
+    """A consumer other than the first (whose data are Collected's own fields): what it
+    says about itself, and what the harness saw of it."""
+
+    replica: Rows  # as its API reported it
     deliveries: Rows
     initial_sync: bool  # its history before it subscribed arrived by full resync
     observed: ConsumerObservation | None = None
+    # When it had subscribed (wall clock); None: with the system, before the load.
+    joined_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ class Collected:
     converge_timeout_s: float
     settle_s: float
     integrity: dict[str, Any] | None = None
-    second: SecondConsumerData | None = None
+    # Every consumer but the first, by component key (harness/consumers.py): consumer2, ...
+    other_consumers: dict[str, ConsumerData] = field(default_factory=dict)
     # The broker tap's records and status (harness/observers/tap.py); None: no tap ran.
     tap: Rows | None = None
     tap_status: dict[str, Any] | None = None
@@ -84,6 +91,8 @@ class Collected:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
                 value = dataclasses.asdict(value)
+            elif _dataclass_values(get_type_hints(type(self))[f.name]) is not None:
+                value = {k: dataclasses.asdict(v) for k, v in value.items()}
             if isinstance(value, list | dict):
                 (directory / f"{f.name}.json").write_text(json.dumps(value, default=str))
                 files.append(f.name)
@@ -109,19 +118,33 @@ class Collected:
                 continue
             path = directory / f"{f.name}.json"
             if not path.exists():
-                if f.default is not dataclasses.MISSING:
+                if f.default is not dataclasses.MISSING \
+                        or f.default_factory is not dataclasses.MISSING:
                     continue  # stored by an older version without this optional field
                 raise ConfigError(str(path), "is missing", "the stored run is incomplete; "
                                   "re-run the scenario")
             value = _read(path)
+            by_name = _dataclass_values(hints[f.name])
             nested = _dataclass_in(hints[f.name])
-            if nested is not None and value is not None:
+            if by_name is not None:
+                if not isinstance(value, dict):
+                    raise ConfigError(str(path), f"expected an object of {by_name.__name__} "
+                                      "by name", "restore the file or re-run the scenario")
+                value = {k: _build(by_name, v, path) for k, v in value.items()}
+            elif nested is not None and value is not None:
                 value = _build(nested, value, path)
             values[f.name] = value
+        second = directory / _SECOND_CONSUMER
+        if "other_consumers" not in values and second.exists() \
+                and (stored := _read(second)) is not None:
+            # Stored before any number of consumers: the one other was consumer2.
+            values["other_consumers"] = {consumer_key(1): _build(ConsumerData, stored, second)}
         return cls(**values)
 
 
 T = TypeVar("T")
+# Where runs stored before any number of consumers kept their second consumer's data.
+_SECOND_CONSUMER = "second.json"
 
 
 def _read(path: Path) -> Any:
@@ -136,10 +159,20 @@ def _read(path: Path) -> Any:
 
 
 def _dataclass_in(hint: Any) -> type | None:
-    """The dataclass inside `X | None`, if any."""
+    """The dataclass inside `X | None`, if any (not inside `dict[str, X]`: see
+    _dataclass_values)."""
     for candidate in getattr(hint, "__args__", (hint,)):
         if dataclasses.is_dataclass(candidate) and isinstance(candidate, type):
             return candidate
+    return None
+
+
+def _dataclass_values(hint: Any) -> type | None:
+    """The dataclass D of `dict[str, D]`, if that is what `hint` is."""
+    args: tuple[Any, ...] = getattr(hint, "__args__", ())
+    if getattr(hint, "__origin__", None) is dict and len(args) == 2 \
+            and dataclasses.is_dataclass(args[1]) and isinstance(args[1], type):
+        return args[1]
     return None
 
 

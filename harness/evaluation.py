@@ -10,6 +10,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,17 @@ from harness.checkers.acknowledgement import committed_without_ack
 from harness.checkers.base import CheckResult, unknown
 from harness.checkers.delivery import Excuses
 from harness.checkers.recovery import assess_faults
-from harness.collected import Collected, ConsumerObservation, SecondConsumerData
+from harness.collected import Collected, ConsumerData, ConsumerObservation
+from harness.consumers import FIRST, owner
 from harness.contract.outcomes import RESYNCED
 
 Rows = list[dict[str, Any]]
 
-__all__ = ["Collected", "Evaluation", "SecondConsumerData", "check_safe", "evaluate",
+__all__ = ["Collected", "ConsumerData", "Evaluation", "check_safe", "evaluate",
            "resync_excuses"]
+
+# How far behind a consumer may fall while another one's fault is live (`unaffected`).
+UNAFFECTED_MAX_LAG_S = 1.0
 
 
 @dataclass
@@ -36,16 +41,17 @@ class Evaluation:
 
 
 def evaluate(c: Collected) -> Evaluation:
-    # Each fault is judged by the replication of the consumer it hit.
     excused = resync_excuses(c.integrity, c.observed.resyncs if c.observed else ())
     # Events a resync brought in need no delivery of their own, so recovery does not wait
     # for them.
     delivered_path = [e for e in c.published if not excused.covers(e)]
-    hit_second = [f for f in c.faults if f.get("target") == "consumer2"]
-    faults = [*assess_faults([f for f in c.faults if f.get("target") != "consumer2"],
-                             delivered_path, c.deliveries),
-              *assess_faults(hit_second, c.published,
-                             c.second.deliveries if c.second else [])]
+    # Each fault is judged by the replication of the consumer it hit (its process, one of
+    # its instances, or one of its links); any other fault by the first consumer's.
+    hit = {key: [f for f in c.faults if _judged_by(f, c) == key]
+           for key in (FIRST, *c.other_consumers)}
+    faults = assess_faults(hit[FIRST], delivered_path, c.deliveries)
+    for key, other in c.other_consumers.items():
+        faults += assess_faults(hit[key], c.published, other.deliveries)
     poison: dict[str, int] = {}
     for record in faults:
         for kind, count in record.get("poison", {}).items():
@@ -68,8 +74,9 @@ def evaluate(c: Collected) -> Evaluation:
               check_safe("accounting", lambda: checkers.accounting(
                   c.deliveries, c.dead_letters, poison or None, reasons or None,
                   c.broker_dead_letters))]
-    if c.second is not None:
-        checks.extend(_second_consumer_checks(c, c.second, faults))
+    for key, other in c.other_consumers.items():
+        checks.extend(_other_consumer_checks(c, key, other))
+    checks.extend(_unaffected_checks(c, faults))
     checks.extend(_observed_checks(c, faults))
     if any(f.get("target") == "publisher" for f in c.faults) \
             or any(op.get("indeterminate") for op in c.ops):
@@ -114,24 +121,44 @@ def _convergence(c: Collected) -> CheckResult:
     return result
 
 
-def _second_consumer_checks(c: Collected, second: SecondConsumerData,
-                            faults: Sequence[dict[str, Any]]) -> list[CheckResult]:
-    """consumer2 gets its own invariants; and the first consumer must not feel consumer2's
-    faults (fan-out: one subscriber's outage is not another's)."""
-    excused = resync_excuses(None, second.observed.resyncs if second.observed else ())
-    suffix = "[consumer2]"
-    checks = [_renamed(check_safe("convergence", lambda: checkers.compare_datasets(
-                  c.source, _replica_read(second.replica, second.observed))), suffix),
-              _renamed(check_safe("no_lost_updates", lambda: checkers.no_lost_updates(
-                  c.published, second.deliveries, excused)), suffix),
-              _renamed(check_safe("effect_once", lambda: checkers.effect_once(
-                  c.published, second.deliveries, excused)), suffix),
-              _renamed(check_safe("no_stale_overwrite", lambda: checkers.no_stale_overwrite(
-                  second.deliveries)), suffix)]
-    windows = [(f["at"], f["healed_at"]) for f in faults if f.get("target") == "consumer2"]
-    if windows:
-        checks.append(check_safe("unaffected", lambda: checkers.unaffected(
-            c.published, c.deliveries, windows, max_lag_s=1.0)))
+def _judged_by(fault: dict[str, Any], c: Collected) -> str:
+    """The key of the consumer whose replication shows a fault's effect."""
+    key = owner(str(fault.get("target", "")))
+    return key if key in c.other_consumers else FIRST
+
+
+def _other_consumer_checks(c: Collected, key: str, other: ConsumerData) -> list[CheckResult]:
+    """Every consumer but the first gets its own invariants, suffixed with its key."""
+    excused = resync_excuses(None, other.observed.resyncs if other.observed else ())
+    suffix = f"[{key}]"
+    return [_renamed(check_safe("convergence", lambda: checkers.compare_datasets(
+                c.source, _replica_read(other.replica, other.observed))), suffix),
+            _renamed(check_safe("no_lost_updates", lambda: checkers.no_lost_updates(
+                c.published, other.deliveries, excused)), suffix),
+            _renamed(check_safe("effect_once", lambda: checkers.effect_once(
+                c.published, other.deliveries, excused)), suffix),
+            _renamed(check_safe("no_stale_overwrite", lambda: checkers.no_stale_overwrite(
+                other.deliveries)), suffix)]
+
+
+def _unaffected_checks(c: Collected, faults: Sequence[dict[str, Any]]) -> list[CheckResult]:
+    """Fan-out: one subscriber's outage is not another's. While a fault meant to slow one
+    consumer's replication was live, every other consumer subscribed by then must keep
+    replicating normally (`unaffected` for the first, `unaffected[<key>]` for others).
+    Faults not meant to slow replication (an instant kill, a poison message) leave too
+    short a window to judge, and a fault on no consumer in particular affects all."""
+    logs = {FIRST: (c.deliveries, None),
+            **{key: (o.deliveries, o.joined_at) for key, o in c.other_consumers.items()}}
+    checks = []
+    for key, (deliveries, joined_at) in logs.items():
+        windows = [(float(f["at"]), float(f["healed_at"])) for f in faults
+                   if f.get("expected_lag_s") is not None
+                   and owner(str(f.get("target", ""))) in logs.keys() - {key}
+                   and (joined_at is None or float(f["at"]) >= joined_at)]
+        if windows:
+            checks.append(_renamed(check_safe("unaffected", partial(
+                checkers.unaffected, c.published, deliveries, windows, UNAFFECTED_MAX_LAG_S)),
+                "" if key == FIRST else f"[{key}]"))
     return checks
 
 
@@ -171,10 +198,9 @@ def _observed_checks(c: Collected, faults: Sequence[dict[str, Any]]) -> list[Che
                              c.ops, tap, tap_status, excuses)),
               check_safe("tap_matches_outbox", lambda: observed.tap_matches_outbox(
                   tap, tap_status, c.published, excuses))]
-    consumers = [("consumer", "", c.observed, c.deliveries, c.replica)]
-    if c.second is not None:
-        consumers.append(("consumer2", "[consumer2]", c.second.observed, c.second.deliveries,
-                          c.second.replica))
+    consumers = [(FIRST, "", c.observed, c.deliveries, c.replica),
+                 *((key, f"[{key}]", o.observed, o.deliveries, o.replica)
+                   for key, o in c.other_consumers.items())]
     keys = [key for key, *_ in consumers]
     for key, suffix, seen, deliveries, api in consumers:
         if seen is None:

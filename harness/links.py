@@ -1,8 +1,9 @@
 """Network links of the system under test, each through a named fault proxy.
 
-Every link that matters (relay -> broker, consumer -> broker, consumer -> publisher API)
-is a proxy on a Toxiproxy-API server: ours (`harness.faultproxy`) here, or the real
-Toxiproxy where it exists. The harness talks to it only through toxiproxy-python.
+Every link that matters (relay -> broker, and for each consumer: consumer -> broker,
+consumer -> publisher API) is a proxy on a Toxiproxy-API server: ours
+(`harness.faultproxy`) here, or the real Toxiproxy where it exists. The harness talks to
+it only through toxiproxy-python.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import NotFound, ProxyExists
 from toxiproxy.proxy import Proxy
 
+from harness.consumers import FIRST, broker_link, publisher_link
 from harness.errors import FaultError
 from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
 
 RELAY_BROKER = "relay_broker"
-CONSUMER_BROKER = "consumer_broker"
-CONSUMER_PUBLISHER = "consumer_publisher"
-CONSUMER2_BROKER = "consumer2_broker"
-CONSUMER2_PUBLISHER = "consumer2_publisher"
-LINKS = (RELAY_BROKER, CONSUMER_BROKER, CONSUMER_PUBLISHER, CONSUMER2_BROKER,
-         CONSUMER2_PUBLISHER)
+# The first consumer's links; consumer k's are consumer<k>_broker and consumer<k>_publisher
+# (harness/consumers.py).
+CONSUMER_BROKER = broker_link(FIRST)
+CONSUMER_PUBLISHER = publisher_link(FIRST)
+# Every kind of link: the relay's, and any consumer's as its role (harness.consumers.role).
+LINKS = (RELAY_BROKER, CONSUMER_BROKER, CONSUMER_PUBLISHER)
 
 T = TypeVar("T")
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from harness import steady_state
 from harness.brokers.registry import broker_plugin
-from harness.collected import Collected, ConsumerObservation, SecondConsumerData
+from harness.collected import Collected, ConsumerData, ConsumerObservation
+from harness.consumers import FIRST, owner, role
 from harness.errors import HarnessError, SteadyStateNotReached
 from harness.evaluation import evaluate
 from harness.faults.base import Fault
@@ -63,12 +64,17 @@ IMPACT_SHARE = 0.3
 LATENCY_SHARE = 0.5
 
 
-def expected_lag_s(fault: Fault, target: str, duration_s: float) -> float | None:
+def expected_lag_s(fault: Fault, target: str, duration_s: float,
+                   instances: int = 1) -> float | None:
     """The replication lag a fault must add to count as felt (on top of the lag before it,
-    see harness/checkers/recovery.py), or None when replication lag cannot show it (the
+    see harness/checkers/recovery.py), or None when replication lag cannot show it (a
     publisher API link carries no events; a dead publisher API makes writes fail instead
-    of slowing them)."""
-    if target in ("publisher", CONSUMER_PUBLISHER) or not fault.slows_replication:
+    of slowing them; while one of a consumer's `instances` is down, the others take over
+    its messages)."""
+    if target == "publisher" or role(target) == CONSUMER_PUBLISHER \
+            or not fault.slows_replication:
+        return None
+    if instances > 1 and role(target) == FIRST:
         return None
     if isinstance(fault, ToxicFault) and fault.toxic_type == "latency":
         lowest_ms = (float(fault.attributes.get("latency", 0))
@@ -134,10 +140,8 @@ class ScenarioRun:
         """The steady-state hypothesis (harness/steady_state.py), `before` the first fault
         (or the load's end): raises SteadyStateNotReached when the system does not
         replicate, so the scenario errors as set-up instead of yielding findings."""
-        second = self.scenario.second_consumer
         # A late joiner got its history by resync, not through its log: not judged here.
-        keys = [k for k in sut.consumer_apis
-                if k == "consumer" or (second is not None and second.join_at_s == 0)]
+        keys = [k for k in sut.consumer_apis if self.scenario.by_key[k].join_at_s == 0]
         outcome = steady_state.prove(
             sut.published_events,
             {k: steady_state.ProcessedLog(sut.consumer_apis[k]) for k in keys})
@@ -161,16 +165,16 @@ class ScenarioRun:
         stack.callback(runtime.close)
         auto = scenario.repair is not None and scenario.repair.resync == "auto"
         sut = SystemUnderTest(runtime, settings, self.dir,
-                              ("--auto-resync", "known") if auto else ())
+                              ("--auto-resync", "known") if auto else (), scenario.consumers)
         stack.callback(sut.close)
-        self.progress(f"starting {settings.broker} broker, publisher and consumer "
-                      f"({settings.runtime})")
+        self.progress(f"starting {settings.broker} broker, publisher and "
+                      f"{_consumers_text(scenario)} ({settings.runtime})")
         t0 = time.monotonic()
         sut.start()
-        second = scenario.second_consumer
-        second_args = ("--initial-sync", "full") if second and second.initial_sync else ()
-        if second is not None and second.join_at_s == 0:
-            sut.start_consumer("consumer2", second_args)
+        others = {key: s for key, s in scenario.by_key.items() if key != FIRST}
+        for key, consumer in others.items():
+            if consumer.join_at_s == 0:
+                sut.start_consumer(key)
         self.result.metrics["setup_s"] = round(time.monotonic() - t0, 2)
 
         generator = WorkloadGenerator(scenario.workload,
@@ -182,16 +186,18 @@ class ScenarioRun:
                       + (f", {len(plan)} faults scheduled" if plan else ""))
         driver.start()
         load_started = time.monotonic()
-        timeline: list[tuple[float, PlannedFault | None]] = [(p.at_s, p) for p in plan]
-        if second is not None and second.join_at_s > 0:
-            timeline.append((second.join_at_s, None))  # None: the late joiner starts
+        # A late joiner's entry is its key; at the same moment it comes first (a fault on
+        # it is scheduled strictly after, see Scenario).
+        timeline: list[tuple[float, PlannedFault | str]] = [
+            *((c.join_at_s, key) for key, c in others.items() if c.join_at_s > 0),
+            *((p.at_s, p) for p in plan)]
         for at_s, planned in sorted(timeline, key=lambda item: item[0]):
             self._wait_and_report(driver, sut, load_started + at_s)
-            if planned is None:
-                self.progress("a second consumer joins"
-                              + (" (initial full sync)" if second_args else ""))
-                sut.start_consumer("consumer2", second_args)
-                history.record("join", consumer="consumer2", at_s=at_s)
+            if isinstance(planned, str):
+                self.progress(f"{planned} joins" + (" (initial full sync)"
+                              if others[planned].initial_sync else ""))
+                sut.start_consumer(planned)
+                history.record("join", consumer=planned, at_s=at_s)
             else:
                 if self.setting_up:
                     self._prove_steady_state(sut, history, "before the first fault")
@@ -236,11 +242,18 @@ class ScenarioRun:
                   "at": injected_at,
                   "healed_at": healed_at, "params": planned.params,
                   "expected_lag_s": expected_lag_s(fault, step.target,
-                                                   healed_at - injected_at),
+                                                   healed_at - injected_at,
+                                                   self._instances_of(step.target)),
                   "verified": evidence.verified, "evidence": evidence.description,
                   **fault.details()}
         history.record("fault", **record)
         self.result.faults.append(record)
+
+    def _instances_of(self, target: str) -> int:
+        """How many instances the consumer a fault target belongs to runs (1 for a target
+        that is not a consumer's)."""
+        key = owner(target)
+        return self.scenario.by_key[key].instances if key is not None else 1
 
     def _wait_and_report(self, driver: WorkloadDriver, sut: SystemUnderTest,
                          until: float) -> None:
@@ -306,17 +319,17 @@ class ScenarioRun:
             broker_dead_letters: int | None = sut.broker.dead_letter_depth(sut.consumer_name)
         except HarnessError:
             broker_dead_letters = None  # e.g. the queue was deleted by a data-loss fault
-        second = None
-        if "consumer2" in sut.consumer_apis:
-            assert scenario.second_consumer is not None
-            replica2, seen2 = _observe_consumer(sut, "consumer2")
-            second = SecondConsumerData(replica2, sut.deliveries("consumer2"),
-                                        scenario.second_consumer.initial_sync, seen2)
+        others: dict[str, ConsumerData] = {}
+        for key in sut.consumer_apis:
+            if key != FIRST:
+                replica_k, seen_k = _observe_consumer(sut, key)
+                others[key] = ConsumerData(replica_k, sut.deliveries(key),
+                                           scenario.by_key[key].initial_sync, seen_k,
+                                           sut.joined_at[key])
         history.record("final_state", source_rows=len(source), replica_rows=len(replica),
                        published=len(published), deliveries=len(deliveries))
-        observations = {"consumer": seen}
-        if second is not None and second.observed is not None:
-            observations["consumer2"] = second.observed
+        observations = {FIRST: seen, **{key: data.observed for key, data in others.items()
+                                        if data.observed is not None}}
         history.record("observation", tap=tap_status, **{
             key: {"sampler": o.sampler, "queue": o.queue, "queue_error": o.queue_error}
             for key, o in observations.items()})
@@ -329,7 +342,7 @@ class ScenarioRun:
             broker_dead_letters=broker_dead_letters, faults=self.result.faults,
             faults_planned=faults_planned, converged_after_s=converged_after_s,
             converge_timeout_s=scenario.converge_timeout_s, settle_s=scenario.settle_s,
-            integrity=integrity, second=second, tap=tap, tap_status=tap_status,
+            integrity=integrity, other_consumers=others, tap=tap, tap_status=tap_status,
             observed=seen,
             writes_planned=scenario.workload.max_ops,
             min_write_share=scenario.min_write_share)
@@ -351,6 +364,15 @@ class ScenarioRun:
             "faults_injected": len(self.result.faults),
             **evaluation.metrics,
         })
+
+
+def _consumers_text(scenario: Scenario) -> str:
+    """E.g. "consumer" or "2 consumers (consumer2: 2 instances)", for the progress line."""
+    several = [f"{key}: {spec.instances} instances"
+               for key, spec in scenario.by_key.items() if spec.instances > 1]
+    count = len(scenario.consumers)
+    return ("consumer" if count == 1 else f"{count} consumers") \
+        + (f" ({', '.join(several)})" if several else "")
 
 
 def _read_ops(path: Path) -> list[dict[str, Any]]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from harness import consumers as keys
 from harness.brokers.capabilities import describe, missing
 from harness.checkers.run_checks import DEFAULT_MIN_WRITE_SHARE
 from harness.errors import ConfigError
@@ -35,15 +37,23 @@ class FaultStep:
     params: Mapping[str, ParamRange] = field(default_factory=dict)
     stream: str = "downstream"
 
-    def validate(self, where: str) -> None:
+    def validate(self, where: str, targets: Sequence[str]) -> None:
+        """`targets`: every component and link the scenario has (Scenario.targets)."""
         if self.action not in ACTIONS:
             raise ConfigError(f"{where}.action", f"unknown fault action {self.action!r}",
                               f"use one of: {', '.join(sorted(ACTIONS))}")
-        targets = ACTIONS[self.action].targets
-        if self.target not in targets:
+        action = ACTIONS[self.action]
+        accepted = ", ".join(t for t in targets if action.accepts(t))
+        if not action.accepts(self.target):
             raise ConfigError(f"{where}.target",
                               f"{self.action} cannot target {self.target!r}",
-                              f"use one of: {', '.join(targets)}")
+                              f"use one of: {accepted}")
+        if self.target not in targets:
+            raise ConfigError(f"{where}.target",
+                              f"this scenario has no {self.target!r}",
+                              "add a ConsumerSpec to the scenario's consumers (the k-th is "
+                              "consumer<k>; instance n of one is <key>.i<n> with instances="
+                              f"n or more), or use one of: {accepted}")
         if self.stream not in STREAMS:
             raise ConfigError(f"{where}.stream", f"unknown stream {self.stream!r}",
                               f"use one of: {', '.join(STREAMS)}")
@@ -132,23 +142,57 @@ class Repair:
                               "use 'partial', 'full' or 'auto'")
 
 
+# Fault actions that act on a consumer's first process alone (or on its whole subscription
+# as if one process consumed it): with several instances the others would keep consuming
+# and the fault would not do what it says.
+_ONE_INSTANCE_ACTIONS = frozenset({"broker_data_loss", "full_resync_with_loss",
+                                   "consumer_bug"})
+_CONSUMER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
 @dataclass(frozen=True)
-class SecondConsumer:
-    """Another subscriber with its own queue and replica (component "consumer2").
+class ConsumerSpec:
+    """A subscriber with its own name, queue (`<name>.product-events`), database and
+    replica; its component key comes from its place in Scenario.consumers
+    (harness/consumers.py).
 
-    `join_at_s` > 0 starts it that many seconds into the load, after history exists;
-    `initial_sync` makes it copy the publisher's dataset (full resync) when it joins."""
+    `instances` processes run under its name: they share its queue (competing for its
+    messages) and its database, so its inbox dedupes across them. `join_at_s` > 0 starts
+    it that many seconds into the load, after history exists; `initial_sync` makes it copy
+    the publisher's dataset (full resync) when it joins."""
 
+    name: str = "orders"
     join_at_s: float = 0.0
     initial_sync: bool = False
+    instances: int = 1
 
     def validate(self, where: str) -> None:
+        if not isinstance(self.name, str) or not _CONSUMER_NAME.fullmatch(self.name):
+            raise ConfigError(f"{where}.name", f"{self.name!r} is not a consumer name",
+                              "use lowercase letters, digits, '_' and '-', e.g. 'orders2'")
         if not _finite(self.join_at_s):
             raise ConfigError(f"{where}.join_at_s", f"must be finite, got {self.join_at_s!r}",
                               "give 0 to start with the others, or the seconds into the load")
         if self.join_at_s < 0:
             raise ConfigError(f"{where}.join_at_s", "must be >= 0",
                               "give 0 to start with the others, or the seconds into the load")
+        if self.join_at_s > 0 and not self.initial_sync:
+            raise ConfigError(f"{where}.initial_sync",
+                              "a consumer joining late never receives the events published "
+                              "before its queue existed", "give initial_sync=True")
+        if isinstance(self.instances, bool) or not isinstance(self.instances, int) \
+                or self.instances < 1:
+            raise ConfigError(f"{where}.instances",
+                              f"must be a whole number >= 1, got {self.instances!r}",
+                              "give how many processes share this consumer's name")
+        if self.instances > 1 and self.initial_sync:
+            # The reference consumer's full resync holds only its own process's apply
+            # lock: another instance's batch could commit between its export and its
+            # replace, and the export's older state would overwrite it.
+            raise ConfigError(f"{where}.instances",
+                              "a consumer with initial_sync runs one instance: a full "
+                              "resync is not safe against another process's batches",
+                              "give instances=1, or initial_sync=False")
 
 
 @dataclass(frozen=True)
@@ -160,7 +204,9 @@ class Scenario:
     converge_timeout_s: float = 30.0
     settle_s: float = 1.0
     repair: Repair | None = None
-    second_consumer: SecondConsumer | None = None
+    # Every subscriber; the first (component "consumer") starts with the system, and the
+    # checks on the services' records, message faults and repairs rest on it.
+    consumers: tuple[ConsumerSpec, ...] = (ConsumerSpec(),)
     # Share of the workload's planned writes that must succeed (the progress check); a
     # scenario whose faults are meant to make writes fail declares a lower one.
     min_write_share: float = DEFAULT_MIN_WRITE_SHARE
@@ -170,26 +216,14 @@ class Scenario:
             raise ConfigError(f"{self.name}.min_write_share",
                               f"must be between 0 and 1, got {self.min_write_share}",
                               "give the share of planned writes that must succeed, e.g. 0.9")
-        if self.second_consumer is not None:
-            self.second_consumer.validate(f"{self.name}.second_consumer")
-        for index, step in enumerate(self.faults):
-            if isinstance(step, FaultStep) and "2" in step.target \
-                    and self.second_consumer is None:
-                raise ConfigError(f"{self.name}.faults[{index}].target",
-                                  f"{step.target} needs a second consumer",
-                                  "add second_consumer=SecondConsumer() to the scenario")
-            joins = self.second_consumer.join_at_s if self.second_consumer else 0.0
-            # A late joiner does not exist before it joins (a fault at the same moment
-            # would come first), so nothing can be done to it or its links until then.
-            if isinstance(step, FaultStep) and "2" in step.target and joins > 0 \
-                    and _finite(step.at_s) and step.at_s <= joins:
-                raise ConfigError(f"{self.name}.faults[{index}].at_s",
-                                  f"{step.target} is faulted at {step.at_s}s, but consumer2 "
-                                  f"only joins at {joins}s",
-                                  f"schedule the fault after {joins}s, or let consumer2 "
-                                  "join earlier")
+        self._validate_consumers()
         if self.repair is not None:
             self.repair.validate(f"{self.name}.repair")
+            if self.consumers[0].instances > 1:
+                raise ConfigError(f"{self.name}.repair",
+                                  "the repair phase verifies and resyncs through one "
+                                  "process, and a resync's report stays in that process",
+                                  "give the first consumer instances=1")
         if not self.name.isidentifier():
             raise ConfigError("name", f"{self.name!r} is not a valid scenario name",
                               "use lowercase letters, digits and underscores")
@@ -198,7 +232,8 @@ class Scenario:
                 raise ConfigError(f"{self.name}.faults[{index}]",
                                   f"expected FaultStep, got {type(step).__name__}",
                                   "build each entry with FaultStep(action=..., target=...)")
-            step.validate(f"{self.name}.faults[{index}]")
+            step.validate(f"{self.name}.faults[{index}]", self.targets)
+            self._validate_fault_on_consumer(f"{self.name}.faults[{index}]", step)
         if not _finite(self.converge_timeout_s) or self.converge_timeout_s <= 0:
             raise ConfigError(f"{self.name}.converge_timeout_s",
                               f"must be a finite number > 0, got {self.converge_timeout_s!r}",
@@ -207,6 +242,65 @@ class Scenario:
             raise ConfigError(f"{self.name}.settle_s",
                               f"must be a finite number >= 0, got {self.settle_s!r}",
                               "give how long the replica must stay equal")
+
+    def _validate_consumers(self) -> None:
+        where = f"{self.name}.consumers"
+        if not isinstance(self.consumers, tuple) or not self.consumers:
+            raise ConfigError(where, "must be a non-empty tuple of ConsumerSpec",
+                              "give consumers=(ConsumerSpec(),) for the one default consumer")
+        names: dict[str, int] = {}
+        for index, spec in enumerate(self.consumers):
+            if not isinstance(spec, ConsumerSpec):
+                raise ConfigError(f"{where}[{index}]",
+                                  f"expected ConsumerSpec, got {type(spec).__name__}",
+                                  "build each entry with ConsumerSpec(name=...)")
+            spec.validate(f"{where}[{index}]")
+            if spec.name in names:
+                # One name is one queue: two specs would share it with two databases.
+                raise ConfigError(f"{where}[{index}].name",
+                                  f"{spec.name!r} is also consumers[{names[spec.name]}]'s "
+                                  "name", "give each consumer its own name; for processes "
+                                  "sharing one, set instances=")
+            names[spec.name] = index
+        if self.consumers[0].join_at_s:
+            raise ConfigError(f"{where}[0].join_at_s",
+                              "the first consumer starts with the system (the steady state, "
+                              "message faults and repairs rest on it)",
+                              "give it join_at_s=0, and let a later consumer join late")
+
+    def _validate_fault_on_consumer(self, where: str, step: FaultStep) -> None:
+        key = keys.owner(step.target)
+        if key is None:
+            return
+        spec = self.by_key[key]
+        # A late joiner does not exist before it joins (a fault at the same moment would
+        # come first), so nothing can be done to it or its links until then.
+        if spec.join_at_s > 0 and step.at_s <= spec.join_at_s:
+            raise ConfigError(f"{where}.at_s",
+                              f"{step.target} is faulted at {step.at_s}s, but {key} only "
+                              f"joins at {spec.join_at_s}s",
+                              f"schedule the fault after {spec.join_at_s}s, or let {key} "
+                              "join earlier")
+        if step.action in _ONE_INSTANCE_ACTIONS and spec.instances > 1:
+            raise ConfigError(f"{where}.action",
+                              f"{step.action} acts on {key}'s first process alone, while "
+                              f"its {spec.instances - 1} other instance(s) keep consuming",
+                              f"give {key} instances=1, or use kill, stop or pause on one "
+                              "instance")
+
+    @property
+    def by_key(self) -> dict[str, ConsumerSpec]:
+        """Each consumer by its component key (harness/consumers.py), in order."""
+        return {keys.consumer_key(i): spec for i, spec in enumerate(self.consumers)}
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every component and link a fault step of this scenario may name."""
+        found = ["broker", "publisher", "relay_broker"]
+        for key, spec in self.by_key.items():
+            found += [keys.instance_key(key, n) for n in range(spec.instances)]
+            found += [keys.broker_link(key), keys.publisher_link(key)]
+        return tuple(found)
 
     @property
     def needs(self) -> frozenset[str]:

@@ -1,49 +1,59 @@
 """The system under test for one scenario: a broker, a fault proxy carrying every link, the
-publisher and the consumer, started through whichever runtime the run uses, plus HTTP
-clients to read their state."""
+publisher and the consumers (each with one or more instances), started through whichever
+runtime the run uses, plus HTTP clients to read their state."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from harness.brokers.base import BrokerAdapter, QueueCounters
 from harness.brokers.registry import broker_plugin
+from harness.consumers import (
+    FIRST,
+    broker_link,
+    consumer_key,
+    instance_key,
+    owner,
+    publisher_link,
+    role,
+)
 from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.envelope import from_event
 from harness.contract.naming import queue_name
 from harness.faults.network import ClientProbe
-from harness.links import (
-    CONSUMER2_BROKER,
-    CONSUMER2_PUBLISHER,
-    CONSUMER_BROKER,
-    CONSUMER_PUBLISHER,
-    RELAY_BROKER,
-    Links,
-)
+from harness.links import CONSUMER_PUBLISHER, RELAY_BROKER, Links
 from harness.observers.replica_db import read_replica
 from harness.observers.sampler import ReplicaSampler
 from harness.observers.tap import BrokerTap
 from harness.runtime.base import Component, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
+from harness.scenario import ConsumerSpec
 from harness.settings import RunSettings
 from harness.waiting import wait_until
 
-CONSUMER_NAME = "orders"
-# Component key -> the consumer's name (its queue is <name>.product-events).
-CONSUMER_NAMES = {"consumer": CONSUMER_NAME, "consumer2": "orders2"}
-_CONSUMER_LINKS = {"consumer": (CONSUMER_BROKER, CONSUMER_PUBLISHER),
-                   "consumer2": (CONSUMER2_BROKER, CONSUMER2_PUBLISHER)}
 # How long collecting waits for the broker tap to record what the broker still holds for
 # it: by then the replicas have converged, so it is only the last poll's worth.
 TAP_DRAIN_S = 15.0
 
 
+def _subscribed(adapter: BrokerAdapter, consumer_name: str, processes: int) -> bool:
+    return adapter.consumer_queue(consumer_name).consumers >= processes
+
+
 class SystemUnderTest:
     def __init__(self, runtime: Runtime, settings: RunSettings, work_dir: Path,
-                 consumer_args: tuple[str, ...] = ()) -> None:
+                 consumer_args: tuple[str, ...] = (),
+                 consumers: Sequence[ConsumerSpec] = (ConsumerSpec(),)) -> None:
+        # Extra arguments of the first consumer's process (e.g. --auto-resync known).
         self.consumer_args = consumer_args
+        # Each consumer by its component key (harness/consumers.py); started on demand.
+        self.specs = {consumer_key(i): spec for i, spec in enumerate(consumers)}
+        # The first consumer's name: the one message faults act on (FaultContext).
+        self.consumer_name = consumers[0].name
         self.runtime = runtime
         self.settings = settings
         self.plugin = broker_plugin(settings.broker)
@@ -56,6 +66,9 @@ class SystemUnderTest:
         # of each consumer's replica database.
         self.tap: BrokerTap | None = None
         self.samplers: dict[str, ReplicaSampler] = {}
+        # When each consumer's first instance had subscribed (wall clock): events published
+        # since reach it through its queue.
+        self.joined_at: dict[str, float] = {}
 
     # -- start / stop -----------------------------------------------------------------
     def start(self) -> None:
@@ -83,32 +96,39 @@ class SystemUnderTest:
         self.components["publisher"] = publisher
         publisher.start()
         self.publisher_api = PublisherClient(publisher.endpoint().http_url())
-        self.start_consumer("consumer", self.consumer_args)
-        self.consumer_api = self.consumer_apis["consumer"]
+        self.start_consumer(FIRST)
+        self.consumer_api = self.consumer_apis[FIRST]
 
-    def start_consumer(self, key: str, extra_args: tuple[str, ...] = ()) -> None:
-        """Start consumer `key` ("consumer" or "consumer2") behind its own proxied links."""
+    def start_consumer(self, key: str) -> None:
+        """Start consumer `key` (every instance of it) behind its own proxied links."""
+        spec = self.specs[key]
         broker = self.components["broker"]
-        name = CONSUMER_NAMES[key]
-        broker_link_name, api_link_name = _CONSUMER_LINKS[key]
-        broker_link = self.links.create(broker_link_name, broker.endpoint())
-        api_link = self.links.create(api_link_name, self.components["publisher"].endpoint())
-        consumer = self.runtime.service(ServiceSpec(
-            key, "reference_services.consumer",
-            ("--name", name,
-             "--db-url", self.replica_db_url(key),
-             "--broker-url", self.plugin.service_url(broker_link),
-             "--publisher-url", api_link.http_url(),
-             "--variant", self.settings.variant_for("consumer"), *extra_args),
-            free_port()))
-        self.components[key] = consumer
-        consumer.start()
-        # Events published before the consumer's queue exists would be unroutable and
-        # silently dropped by the broker: wait until it is subscribed.
+        broker_side = self.links.create(broker_link(key), broker.endpoint())
+        api_side = self.links.create(publisher_link(key),
+                                     self.components["publisher"].endpoint())
+        args = ("--name", spec.name,
+                # One database for all its instances: the inbox dedupes across them.
+                "--db-url", self.replica_db_url(key),
+                "--broker-url", self.plugin.service_url(broker_side),
+                "--publisher-url", api_side.http_url(),
+                "--variant", self.settings.variant_for("consumer"),
+                *(("--initial-sync", "full") if spec.initial_sync else ()),
+                *(self.consumer_args if key == FIRST else ()))
         adapter = self.broker
-        wait_until(lambda: adapter.consumer_queue(name).consumers >= 1, 20.0,
-                   f"{key} to subscribe to its queue", log_tail=consumer.logs)
-        self.consumer_apis[key] = ConsumerClient(consumer.endpoint().http_url())
+        for number in range(spec.instances):
+            instance = instance_key(key, number)
+            consumer = self.runtime.service(ServiceSpec(
+                instance, "reference_services.consumer", args, free_port()))
+            self.components[instance] = consumer
+            consumer.start()
+            # Events published before the consumer's queue exists would be unroutable and
+            # silently dropped by the broker: wait until it is subscribed (and each
+            # further instance until it is too).
+            wait_until(partial(_subscribed, adapter, spec.name, number + 1), 20.0,
+                       f"{instance} to subscribe to its queue", log_tail=consumer.logs)
+            self.joined_at.setdefault(key, time.time())
+        # Its first instance answers for it: every instance reads the same database.
+        self.consumer_apis[key] = ConsumerClient(self.components[key].endpoint().http_url())
         url = self.replica_db_url(key)
         self.samplers[key] = ReplicaSampler(lambda: read_replica(url))
         self.samplers[key].start()
@@ -125,8 +145,6 @@ class SystemUnderTest:
             self.adapter.close()
 
     # -- what faults may reach (harness.faults.catalogue.FaultContext) ------------------
-    consumer_name = CONSUMER_NAME
-
     def component(self, name: str) -> Component:
         return self.components[name]
 
@@ -142,13 +160,15 @@ class SystemUnderTest:
         return [from_event(e).encode() for e in events]
 
     def link_probe(self, link: str) -> ClientProbe | None:
-        """Client-side counters of the one link that carries no replication traffic (whose
-        faults replication lag cannot show): the consumer's checks against the publisher."""
-        if link != CONSUMER_PUBLISHER:
+        """Client-side counters of the one kind of link that carries no replication
+        traffic (whose faults replication lag cannot show): a consumer's checks against
+        the publisher."""
+        key = owner(link)
+        if role(link) != CONSUMER_PUBLISHER or key is None:
             return None
 
         def probe() -> Mapping[str, float]:
-            verifier = self.consumer_api.health()["verifier"]
+            verifier = self.consumer_apis[key].health()["verifier"]
             return {k: float(verifier[k]) for k in ("runs", "failures", "latency_ms_total")}
 
         return probe
@@ -210,10 +230,10 @@ class SystemUnderTest:
         return self.tap.records(), self.tap.status()
 
     def queue_counters(self, key: str = "consumer") -> QueueCounters:
-        return self.broker.queue_counters(CONSUMER_NAMES[key])
+        return self.broker.queue_counters(self.specs[key].name)
 
     def queue_name(self, key: str = "consumer") -> str:
-        return queue_name(CONSUMER_NAMES[key])
+        return queue_name(self.specs[key].name)
 
     def resync_reports(self, key: str = "consumer") -> list[dict[str, Any]]:
         return self.consumer_apis[key].resync_history()

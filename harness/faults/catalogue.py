@@ -9,6 +9,7 @@ from typing import Protocol
 
 from harness.brokers import capabilities as caps
 from harness.brokers.base import BrokerAdapter
+from harness.consumers import role
 from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.crash_points import POINTS as CRASH_POINT_NAMES
 from harness.contract.crash_points import service_of
@@ -28,7 +29,10 @@ from harness.faults.resync import FullResyncWithLoss
 from harness.links import CONSUMER_PUBLISHER, LINKS, Links
 from harness.runtime.base import Component
 
-PROCESS_TARGETS = ("broker", "publisher", "consumer", "consumer2")
+# Targets as the catalogue names them. "consumer", "consumer_broker" and
+# "consumer_publisher" are the first consumer's; an action with `any_consumer` also takes
+# every other consumer's and instance's counterpart (harness/consumers.py).
+PROCESS_TARGETS = ("broker", "publisher", "consumer")
 LINK_TARGETS = LINKS
 STREAMS = ("upstream", "downstream")
 
@@ -79,6 +83,13 @@ class FaultAction:
     description: str
     # Broker capabilities the action uses (harness/brokers/capabilities.py).
     needs: frozenset[str] = frozenset()
+    # True: it acts on whichever process or link it is given, so it takes any consumer's
+    # (consumer2, consumer2.i2, consumer2_broker, ...). False: it reaches the first
+    # consumer's subscription, process or API by name, so only "consumer" is meant.
+    any_consumer: bool = False
+
+    def accepts(self, target: str) -> bool:
+        return target in self.targets or (self.any_consumer and role(target) in self.targets)
 
 
 def _process(make: Callable[[Component, Mapping[str, float]], Fault]) -> Builder:
@@ -117,22 +128,23 @@ _TOXICS: dict[str, tuple[dict[str, ParamRange], str]] = {
 
 ACTIONS: dict[str, FaultAction] = {
     "kill": FaultAction(_process(lambda c, _p: KillProcess(c)), {}, PROCESS_TARGETS,
-                        "SIGKILL; heal restarts it"),
+                        "SIGKILL; heal restarts it", any_consumer=True),
     "stop": FaultAction(_process(lambda c, _p: StopProcess(c)), {}, PROCESS_TARGETS,
-                        "graceful stop; heal starts it"),
+                        "graceful stop; heal starts it", any_consumer=True),
     "pause": FaultAction(_process(lambda c, _p: PauseProcess(c)), {}, PROCESS_TARGETS,
-                         "SIGSTOP; heal sends SIGCONT"),
+                         "SIGSTOP; heal sends SIGCONT", any_consumer=True),
     "crash_mid_batch": FaultAction(
         _process(lambda c, p: CrashMidBatch(c, backlog_s=p["backlog_s"], delay_s=p["delay_s"])),
         {"backlog_s": ParamRange(0.6, 1.2), "delay_s": ParamRange(0.005, 0.03)},
         ("consumer",),
-        "freeze to build a backlog, thaw, SIGKILL while draining it; heal restarts it"),
+        "freeze to build a backlog, thaw, SIGKILL while draining it; heal restarts it",
+        any_consumer=True),
     **{
         f"crash_point:{point}": FaultAction(
             _crash_point(point),
             {"after_hits": ParamRange(1, 1)},
             (service_of(point),),
-            f"the service SIGKILLs itself at {point}; heal restarts it")
+            f"the service SIGKILLs itself at {point}; heal restarts it", any_consumer=True)
         for point in sorted(CRASH_POINT_NAMES)
     },
     "duplicate": FaultAction(
@@ -178,10 +190,12 @@ ACTIONS: dict[str, FaultAction] = {
         "deploys a consumer defect (names truncated in every write); heal deploys the fix"),
     "link_down": FaultAction(
         lambda ctx, req: LinkDown(ctx.links, req.target, ctx.link_probe(req.target)),
-        {}, LINK_TARGETS, "cuts the link (proxy disabled); heal re-enables it"),
+        {}, LINK_TARGETS, "cuts the link (proxy disabled); heal re-enables it",
+        any_consumer=True),
     **{
         name: FaultAction(_toxic(name, tuple(params)),
-                          {**params, "toxicity": ParamRange(1.0, 1.0)}, LINK_TARGETS, text)
+                          {**params, "toxicity": ParamRange(1.0, 1.0)}, LINK_TARGETS, text,
+                          any_consumer=True)
         for name, (params, text) in _TOXICS.items()
     },
     "full_resync_with_loss": FaultAction(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.collected import ConsumerObservation
-from harness.evaluation import Collected, SecondConsumerData, evaluate
+from harness.evaluation import Collected, ConsumerData, evaluate
 
 ROW = {"id": 1, "name": "a", "category": "c", "price": 1, "stock": 2, "restricted_note": "",
        "version": 2}
@@ -66,17 +66,79 @@ def test_events_dropped_on_purpose_are_left_to_integrity_checks() -> None:
     assert result.faults[0]["impact_observed"] is True
 
 
+def stop(target: str, at: float = 9.5, expected_lag_s: float | None = 0.3
+         ) -> dict[str, Any]:
+    return {"fault": f"stop:{target}", "target": target, "phase": "inject", "at": at,
+            "healed_at": at + 1.0, "verified": True, "evidence": "stopped",
+            "expected_lag_s": expected_lag_s}
+
+
+def consumer(*deliveries: dict[str, Any], joined_at: float | None = None) -> ConsumerData:
+    return ConsumerData(replica=[ROW], deliveries=list(deliveries), initial_sync=False,
+                        joined_at=joined_at)
+
+
+BOTH = (delivery(1, "e1", 1), delivery(2, "e2", 2))
+
+
 def test_second_consumer_gets_its_own_checks_and_the_first_must_be_unaffected() -> None:
-    fault = {"fault": "stop:consumer2", "target": "consumer2", "phase": "inject", "at": 9.5,
-             "healed_at": 10.5, "verified": True, "evidence": "stopped",
-             "expected_lag_s": None}
-    second = SecondConsumerData(replica=[ROW], deliveries=[delivery(1, "e1", 1),
-                                                           delivery(2, "e2", 2)],
-                                initial_sync=False)
-    result = evaluate(collected(second=second, faults=[fault], faults_planned=1))
+    # consumer2 processed e2 4 s late: its own lag shows its stop was felt.
+    late = {**delivery(2, "e2", 2), "committed_at": 14.0}
+    result = evaluate(collected(other_consumers={"consumer2": consumer(BOTH[0], late)},
+                                faults=[stop("consumer2")], faults_planned=1))
     checks = names(result)
     assert checks["convergence[consumer2]"] and checks["unaffected"]
-    assert checks["fault_was_active"]
+    assert "unaffected[consumer2]" not in checks  # nothing hit another consumer
+    assert checks["fault_was_active"] and result.faults[0]["sustained_lag_s"] == 4.0
+
+
+def test_every_other_consumer_is_judged_like_the_second() -> None:
+    others = {"consumer2": consumer(*BOTH), "consumer3": consumer(delivery(1, "e1", 1))}
+    checks = names(evaluate(collected(other_consumers=others)))
+    for name in ("convergence", "no_lost_updates", "effect_once", "no_stale_overwrite"):
+        assert checks[f"{name}[consumer2]"], name
+        assert f"{name}[consumer3]" in checks, name
+    assert not checks["no_lost_updates[consumer3]"]  # e2 never reached consumer3
+
+
+def test_a_fault_on_one_consumer_is_judged_by_its_own_replication() -> None:
+    # consumer3 processed e2 (written during its stop) 4 s late: its lag shows the fault;
+    # the first consumer and consumer2 kept up, so both are unaffected.
+    late = {**delivery(2, "e2", 2), "committed_at": 14.0}
+    published = [event("e1", 1, at=8.0), event("e2", 2, at=10.0)]
+    first = [delivery(1, "e1", 1, at=8.0), delivery(2, "e2", 2, at=10.0)]
+    others = {"consumer2": consumer(*first),
+              "consumer3": consumer(delivery(1, "e1", 1, at=8.0), late)}
+    result = evaluate(collected(published=published, deliveries=first,
+                                other_consumers=others, faults=[stop("consumer3.i2")],
+                                faults_planned=1))
+    [fault] = result.faults
+    assert fault["target"] == "consumer3.i2" and fault["recovery_s"] is not None
+    assert fault["recovery_s"] > 2.0  # consumer3's lag, not the first consumer's
+    checks = names(result)
+    assert checks["unaffected"] and checks["unaffected[consumer2]"]
+    assert "unaffected[consumer3]" not in checks
+
+
+def test_a_consumer_slowed_by_another_ones_fault_is_not_unaffected() -> None:
+    late = {**delivery(2, "e2", 2), "committed_at": 14.0}
+    others = {"consumer2": consumer(delivery(1, "e1", 1), late)}
+    unaffected = next(c for c in evaluate(collected(
+        other_consumers=others, faults=[stop("consumer")], faults_planned=1)).checks
+        if c.name == "unaffected[consumer2]")
+    assert unaffected.status == "fail" and "worst lag 4.000s" in unaffected.details
+
+
+def test_unaffected_leaves_out_faults_too_short_to_judge_and_before_a_join() -> None:
+    instant = stop("consumer2", expected_lag_s=None)  # e.g. a kill and restart
+    result = evaluate(collected(other_consumers={"consumer2": consumer(*BOTH)},
+                                faults=[instant], faults_planned=1))
+    assert "unaffected" not in names(result)
+    # A fault on the first consumer before consumer2 subscribed says nothing about it.
+    result = evaluate(collected(other_consumers={"consumer2": consumer(*BOTH,
+                                                                       joined_at=10.0)},
+                                faults=[stop("consumer")], faults_planned=1))
+    assert "unaffected[consumer2]" not in names(result)
 
 
 def statuses(evaluation: Any) -> dict[str, str]:
@@ -103,12 +165,12 @@ def observed_resyncs(*reports: dict[str, Any]) -> ConsumerObservation:
 
 def test_a_late_joiner_is_excused_only_up_to_its_initial_syncs_mark() -> None:
     initial_sync = observed_resyncs({"kind": "full", "high_water_mark": 1})
-    second = SecondConsumerData(replica=[ROW], deliveries=[delivery(1, "e2", 2)],
-                                initial_sync=True, observed=initial_sync)
-    assert statuses(evaluate(collected(second=second)))["no_lost_updates[consumer2]"] == "pass"
-    gap = SecondConsumerData(replica=[ROW], deliveries=[], initial_sync=True,
-                             observed=initial_sync)
-    lost = next(c for c in evaluate(collected(second=gap)).checks
+    second = ConsumerData(replica=[ROW], deliveries=[delivery(1, "e2", 2)],
+                          initial_sync=True, observed=initial_sync)
+    assert statuses(evaluate(collected(other_consumers={"consumer2": second})))[
+        "no_lost_updates[consumer2]"] == "pass"
+    gap = ConsumerData(replica=[ROW], deliveries=[], initial_sync=True, observed=initial_sync)
+    lost = next(c for c in evaluate(collected(other_consumers={"consumer2": gap})).checks
                 if c.name == "no_lost_updates[consumer2]")
     assert lost.status == "fail" and lost.counterexample == {"lost_event_ids": ["e2"]}
 

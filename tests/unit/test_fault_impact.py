@@ -271,6 +271,13 @@ def test_expected_lag_by_kind_of_fault() -> None:
     assert expected_lag_s(PauseProcess(frozen), "consumer", 0.5) is None  # too short
     relay = RelayMisbehaves(frozen, "drop", 40)
     assert expected_lag_s(relay, "publisher", 2.0) is None  # drops instead of slowing
+    # Any consumer's: another consumer's publisher link carries no events either; while
+    # one of several instances is down, the others take its messages; a link is shared.
+    assert expected_lag_s(latency, "consumer3_publisher", 2.0) is None
+    assert expected_lag_s(PauseProcess(frozen), "consumer2.i2", 5.0, instances=2) is None
+    assert expected_lag_s(PauseProcess(frozen), "consumer2", 5.0, instances=2) is None
+    assert expected_lag_s(PauseProcess(frozen), "consumer2", 5.0) == 1.5
+    assert expected_lag_s(latency, "consumer2_broker", 2.0, instances=2) == 0.125
 
 
 def test_a_fault_inside_an_earlier_faults_recovery_is_judged_by_its_own_evidence() -> None:

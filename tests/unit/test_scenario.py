@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError, HarnessError
 from harness.faults.catalogue import ACTIONS, LINK_TARGETS, PROCESS_TARGETS, ParamRange
-from harness.scenario import FaultStep, Scenario, SecondConsumer
+from harness.scenario import ConsumerSpec, FaultStep, Repair, Scenario
 from harness.workload import WorkloadSpec
 from scenarios import all_scenarios
 
@@ -45,14 +45,43 @@ def test_valid_scenario_builds() -> None:
 @pytest.mark.parametrize(("action", "target"),
                          [(a, t) for a in sorted(ACTIONS) for t in ACTIONS[a].targets])
 def test_every_action_and_target_is_accepted(action: str, target: str) -> None:
-    extra = {"second_consumer": SecondConsumer()} if "2" in target else {}
-    assert build(FaultStep(action, target, at_s=0), **extra).faults[0].action == action
+    assert build(FaultStep(action, target, at_s=0)).faults[0].action == action
 
 
-def test_second_consumer_targets_need_a_second_consumer() -> None:
-    error = config_error(FaultStep("stop", "consumer2", at_s=0))
+TWO = (ConsumerSpec(), ConsumerSpec("orders2", instances=2))
+
+
+@pytest.mark.parametrize("action", sorted(a for a in ACTIONS if ACTIONS[a].any_consumer))
+def test_process_and_link_actions_take_every_consumer_and_instance(action: str) -> None:
+    for target in ACTIONS[action].targets:
+        if target in ("consumer", "consumer_broker", "consumer_publisher"):
+            other = {"consumer": "consumer2.i2"}.get(target, target.replace("consumer",
+                                                                           "consumer2"))
+            step = FaultStep(action, other, at_s=0)
+            assert build(step, consumers=TWO).faults[0].target == other
+
+
+@pytest.mark.parametrize("action", sorted(a for a in ACTIONS if not ACTIONS[a].any_consumer
+                                          and "consumer" in ACTIONS[a].targets))
+def test_actions_on_the_first_consumers_subscription_take_no_other(action: str) -> None:
+    error = config_error(FaultStep(action, "consumer2", at_s=0), consumers=TWO)
     assert error.field == "x.faults[0].target"
-    assert "second_consumer=SecondConsumer()" in error.fix
+    assert error.problem == f"{action} cannot target 'consumer2'"
+    assert error.fix == "use one of: consumer"
+
+
+@pytest.mark.parametrize("target", ["consumer2", "consumer2_broker", "consumer.i2",
+                                    "consumer3.i2"])
+def test_a_target_the_scenario_does_not_have_is_rejected(target: str) -> None:
+    error = config_error(FaultStep("stop" if "_" not in target else "link_down", target,
+                                   at_s=0))
+    assert error.field == "x.faults[0].target"
+    assert error.problem == f"this scenario has no {target!r}"
+    assert "add a ConsumerSpec to the scenario's consumers" in error.fix
+    assert error.fix.endswith("or use one of: " + ("broker, publisher, consumer"
+                                                   if "_" not in target else
+                                                   "relay_broker, consumer_broker, "
+                                                   "consumer_publisher"))
 
 
 @pytest.mark.parametrize(("action", "target"), [
@@ -93,7 +122,7 @@ def test_unknown_target_names_the_path_and_the_choices() -> None:
     error = config_error(FaultStep("kill", "database", at_s=0))
     assert error.field == "x.faults[0].target"
     assert "'database'" in error.problem
-    assert error.fix == "use one of: broker, publisher, consumer, consumer2"
+    assert error.fix == "use one of: broker, publisher, consumer"
 
 
 @pytest.mark.parametrize("field", ["at_s", "duration_s", "jitter_s"])
@@ -229,33 +258,118 @@ def test_toxicity_is_a_share() -> None:
     assert error.problem == "must lie in [0, 1], got high 1.5"
 
 
-# -- second consumer ----------------------------------------------------------------------
+# -- consumers ------------------------------------------------------------------------------
+
+LATE = ConsumerSpec("orders3", join_at_s=5.0, initial_sync=True)
 
 
-@pytest.mark.parametrize("target", ["consumer2", "consumer2_broker", "consumer2_publisher"])
+def test_one_consumer_named_orders_by_default() -> None:
+    scenario = build()
+    assert scenario.consumers == (ConsumerSpec("orders", 0.0, False, 1),)
+    assert list(scenario.by_key) == ["consumer"]
+    assert scenario.targets == ("broker", "publisher", "relay_broker", "consumer",
+                                "consumer_broker", "consumer_publisher")
+
+
+def test_keys_and_targets_of_several_consumers_and_instances() -> None:
+    scenario = build(consumers=(*TWO, LATE))
+    assert {k: s.name for k, s in scenario.by_key.items()} == {
+        "consumer": "orders", "consumer2": "orders2", "consumer3": "orders3"}
+    assert scenario.targets[3:] == (
+        "consumer", "consumer_broker", "consumer_publisher",
+        "consumer2", "consumer2.i2", "consumer2_broker", "consumer2_publisher",
+        "consumer3", "consumer3_broker", "consumer3_publisher")
+
+
+@pytest.mark.parametrize("target", ["consumer3", "consumer3_broker", "consumer3_publisher"])
 @pytest.mark.parametrize("at_s", [0.0, 2.0, 5.0])
-def test_no_fault_on_consumer2_before_it_joins(target: str, at_s: float) -> None:
-    action = "stop" if target == "consumer2" else "link_down"
-    error = config_error(FaultStep(action, target, at_s=at_s),
-                         second_consumer=SecondConsumer(join_at_s=5.0))
+def test_no_fault_on_a_consumer_before_it_joins(target: str, at_s: float) -> None:
+    action = "stop" if target == "consumer3" else "link_down"
+    error = config_error(FaultStep(action, target, at_s=at_s), consumers=(*TWO, LATE))
     assert error.field == "x.faults[0].at_s"
-    assert error.problem == (f"{target} is faulted at {at_s}s, but consumer2 only joins at "
+    assert error.problem == (f"{target} is faulted at {at_s}s, but consumer3 only joins at "
                              "5.0s")
-    assert error.fix == "schedule the fault after 5.0s, or let consumer2 join earlier"
+    assert error.fix == "schedule the fault after 5.0s, or let consumer3 join earlier"
 
 
-def test_fault_on_consumer2_after_it_joins_is_accepted() -> None:
+def test_fault_on_a_consumer_after_it_joins_is_accepted() -> None:
     scenario = build(FaultStep("stop", "consumer2", at_s=5.5),
                      FaultStep("stop", "consumer", at_s=1.0),
-                     second_consumer=SecondConsumer(join_at_s=5.0))
+                     consumers=(ConsumerSpec(), ConsumerSpec("orders2", 5.0, True)))
     assert len(scenario.faults) == 2
 
 
 @pytest.mark.parametrize("join", [math.nan, math.inf])
 def test_join_time_must_be_finite(join: float) -> None:
-    error = config_error(second_consumer=SecondConsumer(join_at_s=join))
-    assert error.field == "x.second_consumer.join_at_s"
+    error = config_error(consumers=(ConsumerSpec(), ConsumerSpec("b", join_at_s=join,
+                                                                 initial_sync=True)))
+    assert error.field == "x.consumers[1].join_at_s"
     assert "finite" in error.problem
+
+
+@pytest.mark.parametrize(("spec", "field", "problem", "fix"), [
+    (ConsumerSpec("b", join_at_s=-1.0), "join_at_s", "must be >= 0",
+     "give 0 to start with the others, or the seconds into the load"),
+    (ConsumerSpec("b", join_at_s=2.0), "initial_sync",
+     "a consumer joining late never receives the events published before its queue existed",
+     "give initial_sync=True"),
+    (ConsumerSpec("b", instances=0), "instances", "must be a whole number >= 1, got 0",
+     "give how many processes share this consumer's name"),
+    (ConsumerSpec("b", instances=True), "instances",
+     "must be a whole number >= 1, got True",
+     "give how many processes share this consumer's name"),
+    (ConsumerSpec("b", instances=1.5), "instances",  # type: ignore[arg-type]
+     "must be a whole number >= 1, got 1.5",
+     "give how many processes share this consumer's name"),
+    (ConsumerSpec("b", instances=2, initial_sync=True), "instances",
+     "a consumer with initial_sync runs one instance: a full resync is not safe against "
+     "another process's batches", "give instances=1, or initial_sync=False"),
+    (ConsumerSpec("Orders 2"), "name", "'Orders 2' is not a consumer name",
+     "use lowercase letters, digits, '_' and '-', e.g. 'orders2'"),
+    (ConsumerSpec("orders"), "name", "'orders' is also consumers[0]'s name",
+     "give each consumer its own name; for processes sharing one, set instances="),
+])
+def test_a_consumer_spec_is_validated(spec: ConsumerSpec, field: str, problem: str,
+                                      fix: str) -> None:
+    error = config_error(consumers=(ConsumerSpec(), spec))
+    assert (error.field, error.problem, error.fix) == (f"x.consumers[1].{field}", problem,
+                                                       fix)
+
+
+@pytest.mark.parametrize("consumers", [(), [ConsumerSpec()]])
+def test_consumers_is_a_non_empty_tuple(consumers: Any) -> None:
+    error = config_error(consumers=consumers)
+    assert error.field == "x.consumers"
+    assert error.fix == "give consumers=(ConsumerSpec(),) for the one default consumer"
+
+
+def test_a_consumers_entry_must_be_a_consumer_spec() -> None:
+    error = config_error(consumers=(ConsumerSpec(), {"name": "b"}))
+    assert error.field == "x.consumers[1]"
+    assert error.problem == "expected ConsumerSpec, got dict"
+
+
+def test_the_first_consumer_starts_with_the_system() -> None:
+    error = config_error(consumers=(ConsumerSpec(join_at_s=3.0, initial_sync=True),))
+    assert error.field == "x.consumers[0].join_at_s"
+    assert error.fix == "give it join_at_s=0, and let a later consumer join late"
+
+
+def test_a_repair_needs_a_single_first_consumer() -> None:
+    error = config_error(repair=Repair("partial"), consumers=(ConsumerSpec(instances=2),))
+    assert error.field == "x.repair"
+    assert error.fix == "give the first consumer instances=1"
+
+
+@pytest.mark.parametrize("action", ["broker_data_loss", "full_resync_with_loss",
+                                    "consumer_bug"])
+def test_one_process_actions_are_refused_on_several_instances(action: str) -> None:
+    error = config_error(FaultStep(action, "consumer", at_s=1.0),
+                         consumers=(ConsumerSpec(instances=3),))
+    assert error.field == "x.faults[0].action"
+    assert error.problem == (f"{action} acts on consumer's first process alone, while its "
+                             "2 other instance(s) keep consuming")
+    assert error.fix == "give consumer instances=1, or use kill, stop or pause on one instance"
 
 
 def test_scenario_is_frozen() -> None:

@@ -10,6 +10,13 @@ from __future__ import annotations
 EXCHANGE = "product-events"
 DEAD_LETTER_EXCHANGE = "product-events.dlx"
 EVENTS_BINDING = "products.#"
+# On Kafka: the topic carrying every product event, keyed by aggregate id (one partition
+# per aggregate keeps its order); a consumer's dead letters go to the topic named like
+# its dead-letter queue.
+EVENTS_TOPIC = "product-events"
+# Its partitions, whoever creates it first (the harness's tap, the relay or a consumer):
+# enough for a group of several instances to share the work.
+EVENTS_PARTITIONS = 4
 # Header carrying a dead letter's reason on the broker-side dead-letter queue.
 REASON_HEADER = "x-reason"
 
@@ -20,6 +27,11 @@ def routing_key(aggregate_id: str) -> str:
 
 def queue_name(consumer_name: str) -> str:
     return f"{consumer_name}.product-events"
+
+
+def consumer_group(consumer_name: str) -> str:
+    """On Kafka: the consumer group every instance of that consumer joins."""
+    return consumer_name
 
 
 def dead_letter_queue_name(consumer_name: str) -> str:

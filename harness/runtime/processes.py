@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -12,6 +13,9 @@ from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
 from harness.runtime.process import ManagedProcess
 from harness.runtime.rabbitmq_node import RabbitMQNode, process_env
+
+if TYPE_CHECKING:
+    from harness.runtime.tansu_node import StorageKind, TansuNode
 
 EventSink = Callable[[str, Mapping[str, object]], None]
 
@@ -28,12 +32,23 @@ class ProcessRuntime(Runtime):
         self.work_dir = work_dir.resolve()  # children run elsewhere: relative would break
         self.on_event = on_event
         self.env = process_env(self.work_dir)
-        self._nodes: list[RabbitMQNode] = []
+        self._nodes: list[RabbitMQNode | TansuNode] = []
         self._services: list[ManagedProcess] = []
         self._proxies: list[ManagedProcess] = []
 
     def rabbitmq(self, name: str = "rabbitmq") -> RabbitMQNode:
         node = RabbitMQNode(name, self.work_dir, self.env, self.on_event)
+        self._nodes.append(node)
+        return node
+
+    def kafka(self, name: str = "kafka", storage: StorageKind = "memory",
+              advertised: Endpoint | None = None) -> TansuNode:
+        """A Tansu broker; with storage "s3" it brings its own S3 server (see
+        harness/runtime/tansu_node.py). `advertised` defaults to its own listener."""
+        # Imported here: the RabbitMQ path needs none of the Kafka-side packages.
+        from harness.runtime.tansu_node import TansuNode
+
+        node = TansuNode(name, self.work_dir, self.env, storage, advertised, self.on_event)
         self._nodes.append(node)
         return node
 

@@ -20,12 +20,12 @@ from reference_services.common.http import (
 from reference_services.common.query_args import BadArgument, int_arg
 from reference_services.consumer import queries
 from reference_services.consumer.models import orders
-from reference_services.consumer.rabbitmq_worker import RabbitWorker
 from reference_services.consumer.resync import Resyncer, ResyncError
 from reference_services.consumer.verifier import Verifier
+from reference_services.consumer.worker import Worker
 
 
-def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier,
+def create_app(engines: Engines, worker: Worker, verifier: Verifier,
                resyncer: Resyncer, name: str) -> Flask:
     app = Flask("consumer")
     add_admin_routes(app)
@@ -33,12 +33,9 @@ def create_app(engines: Engines, worker: RabbitWorker, verifier: Verifier,
 
     @app.get("/health")
     def health() -> Any:
-        stats = worker.stats
         return jsonify({"ok": True, "service": "consumer", "name": name,
                         "variant": resyncer.applier.variant,
-                        "worker": {"connected": stats.connected, "batches": stats.batches,
-                                   "messages": stats.messages, "retries": stats.retries,
-                                   "last_error": stats.last_error},
+                        "worker": worker.health(),
                         "verifier": asdict(verifier.stats)})
 
     @app.post("/resync")

@@ -4,7 +4,8 @@ For each message, in delivery order: decode it (or dead-letter it with the reaso
 if its event_id was processed before, apply it only if its version is newer than the
 replica's, and record what happened. A stock delta applies only on top of the version just
 before it; if that version never arrived, the product is fetched from the publisher
-(partial resync) instead of guessing.
+(partial resync) instead of guessing. On Kafka the batch also records, in the same
+transaction, the position in each partition it brings the consumer to.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select
@@ -23,7 +24,13 @@ from harness.contract import envelope as env
 from harness.contract.dataset import row_hash_parts
 from harness.contract.outcomes import APPLIED, DEAD_LETTERED, DEDUPLICATED, RESYNCED, STALE
 from reference_services.common.crashpoints import CRASH_POINTS
-from reference_services.consumer.models import dead_letters, deliveries, inbox, replica_products
+from reference_services.consumer.models import (
+    consumer_offsets,
+    dead_letters,
+    deliveries,
+    inbox,
+    replica_products,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,16 @@ class IncomingMessage:
     body: bytes
     redelivered: bool
     received_at: float
+
+
+@dataclass(frozen=True)
+class PartitionPosition:
+    """Where a batch leaves the consumer in one partition of a Kafka topic."""
+
+    topic: str
+    partition: int
+    next_offset: int
+    last_digest: str  # SHA-256 (hex) of the record at next_offset - 1
 
 
 @dataclass(frozen=True)
@@ -62,13 +79,13 @@ class BatchResult:
         return sum(1 for o in self.outcomes if o == outcome)
 
 
-def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str,
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Sequence[str],
             updates: Sequence[str]) -> None:
     if not rows:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=[key],
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys),
                                       set_={c: stmt.excluded[c] for c in updates})
     conn.execute(stmt, rows)
 
@@ -82,11 +99,14 @@ class Applier:
         # interleaves with a batch. Re-entrant: a full resync applies its catch-up batches.
         self.lock = threading.RLock()
 
-    def apply_batch(self, messages: Sequence[IncomingMessage]) -> BatchResult:
+    def apply_batch(self, messages: Sequence[IncomingMessage],
+                    positions: Sequence[PartitionPosition] = ()) -> BatchResult:
+        """Apply `messages` and store `positions` in one transaction: both or neither."""
         with self.lock:
-            return self._apply_batch(messages)
+            return self._apply_batch(messages, positions)
 
-    def _apply_batch(self, messages: Sequence[IncomingMessage]) -> BatchResult:
+    def _apply_batch(self, messages: Sequence[IncomingMessage],
+                     positions: Sequence[PartitionPosition]) -> BatchResult:
         decoded: list[env.Envelope | env.EnvelopeError] = []
         for message in messages:
             try:
@@ -138,6 +158,8 @@ class Applier:
                 conn.execute(inbox.insert(), inbox_rows)
             if delivery_rows:
                 conn.execute(deliveries.insert(), delivery_rows)
+            _upsert(conn, consumer_offsets, [asdict(p) for p in positions],
+                    ("topic", "partition"), ("next_offset", "last_digest"))
             CRASH_POINTS.hit("consumer.before_commit")
         return BatchResult(outcomes, reasons)
 
@@ -150,7 +172,7 @@ class Applier:
         _upsert(conn, replica_products,
                 [_with_hashes(r["id"], {k: v for k, v in r.items() if k != "id"})
                  for r in rows],
-                "id", [c.name for c in replica_products.columns if c.name != "id"])
+                ("id",), [c.name for c in replica_products.columns if c.name != "id"])
 
     # -- steps -----------------------------------------------------------------------
     @staticmethod

@@ -3,7 +3,18 @@ replication checkable (inbox for dedupe, a delivery log, dead letters)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 from harness.contract import outcomes
 
@@ -69,6 +80,20 @@ dead_letters = Table(
     Column("last_seen", Float, nullable=False),
     Column("attempts", Integer, nullable=False),
     sqlite_autoincrement=True,
+)
+
+# Kafka only: where to resume each partition, written in the same transaction as the batch
+# it follows, so the replica and its position in the log never disagree after a crash
+# (exactly-once effect without broker transactions). last_digest is the SHA-256 of the
+# record just before next_offset: reading that record again on assignment tells whether the
+# log is still the one the position counts in.
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("last_digest", String(64), nullable=False),
 )
 
 orders = Table(

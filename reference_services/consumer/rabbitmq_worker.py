@@ -57,6 +57,12 @@ class RabbitWorker:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def health(self) -> dict[str, Any]:
+        stats = self.stats
+        return {"connected": stats.connected, "batches": stats.batches,
+                "messages": stats.messages, "retries": stats.retries,
+                "last_error": stats.last_error}
+
     def _run(self) -> None:
         backoff_s = 0.1
         while not self._stop.is_set():

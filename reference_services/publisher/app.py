@@ -15,7 +15,7 @@ from reference_services.common.http import (
     parse_bounds,
 )
 from reference_services.common.query_args import BadArgument, int_arg
-from reference_services.publisher.direct_publisher import DirectPublisher
+from reference_services.publisher.direct_publisher import EventPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import (
     Gone,
@@ -27,7 +27,7 @@ from reference_services.publisher.store import (
 
 
 def create_app(store: ProductStore, relay: Relay, variant: str,
-               direct: DirectPublisher | None = None) -> Flask:
+               direct: EventPublisher | None = None) -> Flask:
     app = Flask("publisher")
     add_admin_routes(app)
     app.register_error_handler(BadArgument, lambda exc: json_error(400, str(exc)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Protocol
 
 import pika
 import pika.exceptions
@@ -14,6 +15,12 @@ from harness.contract import envelope as env
 from reference_services.common import rabbitmq
 
 log = logging.getLogger(__name__)
+
+
+class EventPublisher(Protocol):
+    """What the variant calls after each commit: True once the broker has the event."""
+
+    def publish(self, envelope: env.Envelope) -> bool: ...
 
 
 class DirectPublisher:

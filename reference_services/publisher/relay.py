@@ -1,28 +1,56 @@
 """The outbox relay: publishes unsent outbox rows in batches and marks them sent only after
 the broker confirmed them. A crash anywhere leaves unconfirmed rows unsent, so they are
-published again after restart (at-least-once; consumers dedupe by event_id)."""
+published again after restart (at-least-once; consumers dedupe by event_id).
+
+One loop for every broker: the broker URL's scheme picks the client (RabbitMQ publisher
+confirms, or Kafka delivery reports from an idempotent producer) and the routing key
+(`products.<id>`, or the aggregate id as the Kafka record key)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import select
 
-from reference_services.common import rabbitmq
+from reference_services.common import kafka, rabbitmq
 from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.publisher.confirming_publisher import (
     ConfirmingPublisher,
     OutgoingMessage,
     PublishError,
 )
+from reference_services.publisher.kafka_publisher import KafkaBatchPublisher
 from reference_services.publisher.models import outbox
 from reference_services.publisher.relay_faults import RelayFaults
 from reference_services.publisher.store import ProductStore, envelope_from_row
 
 log = logging.getLogger(__name__)
+
+
+class BatchPublisher(Protocol):
+    """A broker client that returns from publish_batch only once the broker has every
+    message of the batch, and raises PublishError otherwise."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+
+def publisher_for(broker_url: str) -> tuple[Callable[[], BatchPublisher], Callable[[str], str]]:
+    """The client to publish with and the routing key of an aggregate, by URL scheme."""
+    if kafka.is_kafka_url(broker_url):
+        return (lambda: KafkaBatchPublisher(broker_url)), kafka.message_key
+    return (lambda: ConfirmingPublisher(broker_url)), rabbitmq.routing_key
 
 
 @dataclass
@@ -49,7 +77,8 @@ class Relay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
-        self._publisher: ConfirmingPublisher | None = None
+        self._new_publisher, self._routing_key = publisher_for(broker_url)
+        self._publisher: BatchPublisher | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -63,12 +92,12 @@ class Relay:
         """Called after a write commits, so the relay does not wait for its next poll."""
         self._wake.set()
 
-    def _ensure_publisher(self) -> ConfirmingPublisher:
+    def _ensure_publisher(self) -> BatchPublisher:
         if self._publisher is None or not self._publisher.connected:
             if self._publisher is not None:
                 self._publisher.close()
             self._publisher = None
-            publisher = ConfirmingPublisher(self.broker_url)
+            publisher = self._new_publisher()
             publisher.connect()
             self._publisher = publisher
             log.info("relay connected to broker")
@@ -117,7 +146,7 @@ class Relay:
         messages = []
         for row in rows:
             envelope = self.faults.maybe_corrupt(envelope_from_row(row))
-            messages.append(OutgoingMessage(rabbitmq.routing_key(envelope.aggregate_id),
+            messages.append(OutgoingMessage(self._routing_key(envelope.aggregate_id),
                                             envelope.encode(), envelope.event_id))
         if self.variant == "mark_sent_before_confirm":
             # BUG (variant): rows count as sent before the broker has them; a batch that

@@ -1,0 +1,228 @@
+"""The broker tap on Kafka: a consumer group of the harness's own that reads the event topic
+from its beginning, in a background thread, straight from the broker.
+
+The group commits only what the tap has recorded (offsets are stored after each record,
+committed by the client in the background), so a broker that is stopped, killed or frozen
+costs nothing on durable storage: the client reconnects by itself and the group resumes
+where it was. A record read again (after a restart or a rebalance) is recorded again with
+`redelivered` set; the checkers count events by event_id.
+
+Kafka has no "your queue vanished" signal, so the tap keeps, per partition, the digest of
+each offset it read and the next offset it expects, and calls its subscription lost
+(events may be missing from the records) when the log shows it was replaced or cut:
+- a record at an offset past the expected one (the offsets in between were lost before the
+  tap read them; the idempotent producers used here leave no gaps of their own);
+- a record read again whose bytes differ from what that offset held (a new log under the
+  same name: a broker that lost its data, the topic deleted and created again);
+- the log's end, as fetch responses state it, falling below the expected offset (the log
+  is shorter than what the tap already read): the partition is then read from its start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from harness.brokers.kafka_client import consumer_config
+from harness.errors import BrokerError, HarnessError
+from harness.observers.tap import BrokerTap, record_message
+
+BATCH = 1000
+POLL_S = 0.2  # longest the consumer thread waits before looking at its stop flag
+STOP_JOIN_S = 3.0  # stop() waits this long for the thread, then leaves it (a daemon)
+LOOK_S = 0.25  # drain's polling interval
+
+
+@dataclass(frozen=True)
+class Seen:
+    redelivered: bool  # this offset was read before, with the same bytes
+    lost: str = ""  # what shows the log lost records before the tap read them; "" if not
+
+
+@dataclass
+class PartitionLedger:
+    """What the tap read from one partition: each offset's digest, and the next offset."""
+
+    digests: dict[int, str] = field(default_factory=dict)
+    next_offset: int | None = None
+
+
+class TapLedger:
+    """Pure bookkeeping of the offsets the tap read (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, PartitionLedger] = {}
+
+    def observe(self, partition: int, offset: int, digest: str) -> Seen:
+        ledger = self.partitions.setdefault(partition, PartitionLedger())
+        before = ledger.digests.get(offset)
+        lost = ""
+        redelivered = False
+        if before is not None and before != digest:
+            lost = (f"partition {partition} offset {offset} holds other bytes than when the "
+                    "tap read it: the log was replaced")
+            ledger.digests.clear()
+            ledger.next_offset = None
+        elif before is not None:
+            redelivered = True
+        elif ledger.next_offset is not None and offset > ledger.next_offset:
+            lost = (f"partition {partition} skipped offsets {ledger.next_offset}..{offset - 1}: "
+                    "records lost before the tap read them")
+        ledger.digests[offset] = digest
+        if ledger.next_offset is None or offset + 1 > ledger.next_offset:
+            ledger.next_offset = offset + 1
+        return Seen(redelivered, lost)
+
+    def shrank(self, partition: int, log_end: int) -> str:
+        """Non-empty (the reason) when the log now ends before what the tap already read;
+        the partition's history is then forgotten, for it is to be read from its start."""
+        ledger = self.partitions.get(partition)
+        if ledger is None or ledger.next_offset is None or log_end >= ledger.next_offset:
+            return ""
+        reason = (f"partition {partition} now ends at offset {log_end}, before offset "
+                  f"{ledger.next_offset} the tap had reached: the log was cut or replaced")
+        ledger.digests.clear()
+        ledger.next_offset = None
+        return reason
+
+
+class KafkaTap(BrokerTap):
+    def __init__(self, bootstrap: str, group: str, topic: str,
+                 ensure_topic: Callable[[], None]) -> None:
+        """`ensure_topic` creates the topic if it does not exist yet (the tap subscribes
+        before anything is published)."""
+        super().__init__(group)
+        self.bootstrap = bootstrap
+        self.group = group
+        self.topic = topic
+        self._ensure_topic = ensure_topic
+        self.ledger = TapLedger()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._backlog: int | None = None  # None: not assigned, or a log end not yet known
+        self._consumer: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"tap:{group}", daemon=True)
+
+    def start(self) -> None:
+        try:
+            self._ensure_topic()
+            self._consumer = Consumer(consumer_config(self.bootstrap, self.group, **{
+                "auto.offset.reset": "earliest",
+                # Commit in the background, but only offsets stored after recording.
+                "enable.auto.commit": True, "enable.auto.offset.store": False,
+                "auto.commit.interval.ms": 500,
+                # A topic created again under the same name is noticed within a second.
+                "topic.metadata.refresh.interval.ms": 1000,
+                "error_cb": self._on_client_error}))
+            self._consumer.subscribe([self.topic])
+        except (HarnessError, KafkaException) as exc:
+            raise BrokerError(f"broker tap: cannot subscribe group {self.group} to "
+                              f"{self.topic} at {self.bootstrap}: {exc}") from exc
+        self._thread.start()
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        # Called from consume(), on the tap's thread. librdkafka reconnects by itself; an
+        # "all brokers down" event marks one lost connection.
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.state.reconnects += 1
+        self.state.last_error = f"{error.name()}: {error.str()}"
+
+    def _run(self) -> None:
+        consumer = self._consumer
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._record(consumer.consume(num_messages=BATCH, timeout=POLL_S))
+                    self._watch_log_ends(consumer)
+                except KafkaException as exc:
+                    self.state.last_error = f"{type(exc).__name__}: {exc}"
+                    self._stop.wait(POLL_S)
+        finally:
+            try:
+                consumer.close()  # commits what was stored, leaves the group
+            except (KafkaException, RuntimeError) as exc:
+                self.state.last_error = f"closing: {exc}"
+
+    def _record(self, messages: list[Any]) -> None:
+        received_at = time.time()
+        stored: dict[int, int] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self.state.last_error = f"{error.name()}: {error.str()}"
+                continue
+            body = bytes(message.value() or b"")
+            partition, offset = int(message.partition()), int(message.offset())
+            record = record_message(body, False, received_at)
+            seen = self.ledger.observe(partition, offset, record["digest"])
+            if seen.lost:
+                self._lost(seen.lost)
+            record["redelivered"] = seen.redelivered
+            self.recorder.add({**record, "partition": partition, "offset": offset})
+            stored[partition] = offset + 1
+        if stored:
+            # Recorded first, committed after: a crash in between reads it again, never
+            # loses it.
+            self._consumer.store_offsets(offsets=[TopicPartition(self.topic, p, o)
+                                                  for p, o in stored.items()])
+
+    def _lost(self, reason: str) -> None:
+        self.state.subscription_lost = True
+        self.state.last_error = reason
+
+    def _watch_log_ends(self, consumer: Any) -> None:
+        """Compare each assigned partition's log end (from the latest fetch response) with
+        the tap's position: catches a cut log, and publishes the backlog for drain()."""
+        assignment = consumer.assignment()
+        backlog: int | None = 0 if assignment else None
+        positions = consumer.position(assignment) if assignment else []
+        for tp in positions:
+            _low, end = consumer.get_watermark_offsets(tp, cached=True)
+            if end < 0:  # no fetch answer yet
+                backlog = None
+                continue
+            reason = self.ledger.shrank(tp.partition, end)
+            if reason:
+                self._lost(reason)
+                consumer.seek(TopicPartition(self.topic, tp.partition, OFFSET_BEGINNING))
+                backlog = None
+                continue
+            if backlog is not None:
+                # No position yet: nothing of this partition consumed, all of it waits.
+                backlog += end - tp.offset if tp.offset >= 0 else end
+        with self._lock:
+            self._backlog = backlog
+
+    def backlog(self) -> int | None:
+        """Records in the log the tap has not read yet; None when it cannot tell yet (not
+        assigned, or no fetch answer yet)."""
+        with self._lock:
+            return self._backlog if self._thread.is_alive() else None
+
+    def caught_up(self, timeout_s: float) -> bool:
+        """True once the tap has read every record the log held, and no record arrived
+        since the previous look (within timeout_s)."""
+        deadline = time.monotonic() + timeout_s
+        previous = -1
+        while True:
+            count = self.recorder.count()
+            if self.backlog() == 0 and count == previous:
+                return True
+            previous = count
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOOK_S)
+
+    def drain(self, timeout_s: float) -> bool:
+        self.state.drained = self.caught_up(timeout_s)
+        return self.state.drained
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(STOP_JOIN_S)

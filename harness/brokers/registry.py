@@ -9,10 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.brokers.base import BrokerAdapter
+from harness.brokers.kafka import KafkaAdapter
 from harness.brokers.rabbitmq import RabbitCtl, RabbitMQAdapter
 from harness.errors import ConfigError
 from harness.runtime.base import Component, Endpoint, Runtime
+from harness.runtime.processes import ProcessRuntime
 from harness.runtime.rabbitmq_node import RABBITMQ_SERVER, RabbitMQNode
+from harness.runtime.tansu_node import TansuNode
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,12 @@ class BrokerPlugin:
     start: Callable[[Runtime, str], StartedBroker]
     # The URL a service is given to reach the broker at an endpoint (e.g. a proxy link).
     service_url: Callable[[Endpoint], str]
+    # What sits between a client's fault-proxy link and the broker, if anything, given the
+    # runtime, the broker (as started), the link's name and the address the link listens
+    # on (chosen before the link exists): a component, not yet started, that the link
+    # forwards to; it is started once the link exists. None: the link goes to the broker.
+    link_hop: Callable[[Runtime, Component, str, Endpoint], Component | None] = (
+        lambda _runtime, _broker, _link, _listen: None)
 
 
 def _start_rabbitmq(runtime: Runtime, name: str) -> StartedBroker:
@@ -46,11 +55,50 @@ def amqp_url(endpoint: Endpoint) -> str:
     return f"amqp://guest:guest@{endpoint.address}/%2F"
 
 
+def _process_runtime(runtime: Runtime) -> ProcessRuntime:
+    if not isinstance(runtime, ProcessRuntime):
+        raise ConfigError("--runtime", f"{type(runtime).__name__} cannot run a Tansu broker",
+                          "run this broker with --runtime processes")
+    return runtime
+
+
+def _start_kafka(runtime: Runtime, name: str) -> StartedBroker:
+    # On S3 storage: a broker stopped, killed or frozen keeps its log, as a real Kafka
+    # broker's disk does, and the harness can make it lose one topic's records.
+    node = _process_runtime(runtime).kafka(name, storage="s3")
+    node.start()
+    # The harness's own client talks to the broker directly (it advertises its own
+    # listener); every service reaches it through its link and a proxy (_kafka_link_hop).
+    return StartedBroker(node, KafkaAdapter(node.bootstrap, truncator=node))
+
+
+def _kafka_link_hop(runtime: Runtime, broker: Component, link: str,
+                    listen: Endpoint) -> Component:
+    """A `tansu proxy` advertising the link's listen address: the broker advertises only
+    itself, and a client follows what it is told, so without it every client would leave
+    its link after the first metadata answer. The broker restarts it with itself (see
+    TansuNode.front)."""
+    if not isinstance(broker, TansuNode):
+        raise ConfigError("--broker", f"a Kafka link needs a Tansu broker, not {broker.name}",
+                          "start the broker through the kafka plugin")
+    proxy = _process_runtime(runtime).tansu_proxy(f"tansu-proxy-{link}", broker.endpoint(),
+                                                  listen)
+    broker.front(proxy)
+    return proxy
+
+
+def kafka_url(endpoint: Endpoint) -> str:
+    return f"kafka://{endpoint.address}"
+
+
 BROKERS: dict[str, BrokerPlugin] = {
     plugin.name: plugin
     for plugin in (
         BrokerPlugin("rabbitmq", "RabbitMQ, a private node per scenario (pika)",
                      RabbitMQAdapter.capabilities, _start_rabbitmq, amqp_url),
+        BrokerPlugin("kafka", "Kafka protocol: a Tansu broker on local S3 storage per "
+                     "scenario, a `tansu proxy` per link (confluent-kafka)",
+                     KafkaAdapter.capabilities, _start_kafka, kafka_url, _kafka_link_hop),
     )
 }
 

@@ -16,6 +16,7 @@ from harness.runtime.rabbitmq_node import RabbitMQNode, process_env
 
 if TYPE_CHECKING:
     from harness.runtime.tansu_node import StorageKind, TansuNode
+    from harness.runtime.tansu_proxy import TansuProxy
 
 EventSink = Callable[[str, Mapping[str, object]], None]
 
@@ -51,6 +52,16 @@ class ProcessRuntime(Runtime):
         node = TansuNode(name, self.work_dir, self.env, storage, advertised, self.on_event)
         self._nodes.append(node)
         return node
+
+    def tansu_proxy(self, name: str, origin: Endpoint, advertised: Endpoint) -> TansuProxy:
+        """A `tansu proxy` forwarding to the broker at `origin` and advertising
+        `advertised` (see harness/runtime/tansu_proxy.py); not yet started."""
+        from harness.runtime.tansu_proxy import TansuProxy
+
+        proxy = TansuProxy(name, self.work_dir, self.env, origin, advertised, self.on_event)
+        # With the fault proxies: stopped after the services, before the broker.
+        self._proxies.append(proxy.server)
+        return proxy
 
     def service(self, spec: ServiceSpec) -> Component:
         endpoint = Endpoint("127.0.0.1", spec.port)

@@ -101,6 +101,30 @@ class S3Server(Component):
                               f"{self.url}: {exc}") from exc
         return found
 
+    def read(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and its ETag (for a conditional write back)."""
+        try:
+            answer = self._client().get_object(Bucket=self.bucket, Key=key)
+            return answer["Body"].read(), str(answer["ETag"])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise BrokerError(f"cannot read {key!r} from S3 bucket {self.bucket} at "
+                              f"{self.url}: {exc}") from exc
+
+    def replace(self, key: str, body: bytes, etag: str) -> bool:
+        """Write `body` to `key` only if it still has `etag`; False if someone wrote it
+        since (S3's conditional write, If-Match)."""
+        try:
+            self._client().put_object(Bucket=self.bucket, Key=key, Body=body, IfMatch=etag)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                return False
+            raise BrokerError(f"cannot write {key!r} to S3 bucket {self.bucket} at "
+                              f"{self.url}: {exc}") from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise BrokerError(f"cannot write {key!r} to S3 bucket {self.bucket} at "
+                              f"{self.url}: {exc}") from exc
+        return True
+
     def delete(self, keys: list[str]) -> None:
         try:
             for first in range(0, len(keys), 1000):  # S3's limit per request

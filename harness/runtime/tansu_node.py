@@ -15,6 +15,7 @@ Every client then follows it, the harness's own included.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -36,9 +37,13 @@ STORAGE_KINDS: tuple[StorageKind, ...] = ("memory", "s3")
 BUCKET = "tansu"
 CLUSTER_ID = "rch"
 CLOSE_GRACE_S = 1.0
+# Tansu's per-partition state in S3: {"low": log start or null, "high": log end, ...};
+# batches are stored as records/<base offset, 20 digits>.batch beside it.
+WATERMARK = "watermark.json"
+WATERMARK_RETRIES = 20
 # Settings Tansu would take from its environment: never inherited, so nothing outside the
 # run can redirect the broker (what matters is passed on its command line).
-_TANSU_ENV = frozenset({"CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL",
+_TANSU_ENV = frozenset({"CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "ORIGIN_URL",
                         "STORAGE_ENGINE", "SCHEMA_REGISTRY", "SCHEMA_REGISTRY_CACHE_EXPIRY",
                         "OTEL_EXPORTER_OTLP_ENDPOINT"})
 
@@ -76,6 +81,18 @@ def kafka_ready(bootstrap: str, timeout_s: float = 0.5) -> bool:
     return True
 
 
+def _batch_offset(key: str) -> int:
+    """The base offset of a stored batch, from its key (records/<offset>.batch)."""
+    return int(key.rsplit("/", 1)[1].split(".", 1)[0])
+
+
+def tansu_env(base_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a Tansu process: the run's, without anything Tansu or its S3
+    client would read as a setting."""
+    return {key: value for key, value in base_env.items()
+            if key not in _TANSU_ENV and not key.startswith("AWS_")}
+
+
 def broker_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
                 storage_url: str) -> list[str]:
     return [str(binary), "broker",
@@ -99,12 +116,13 @@ class TansuNode(Component):
         self.listener = Endpoint("127.0.0.1", free_port())
         # Read at every start: a change applies from the next (re)start on.
         self.advertised = advertised or self.listener
-        env = {key: value for key, value in base_env.items()
-               if key not in _TANSU_ENV and not key.startswith("AWS_")}
+        env = tansu_env(base_env)
         self.s3: S3Server | None = None
         if storage == "s3":
             self.s3 = S3Server(f"{name}-s3", work_dir, base_env, BUCKET, on_event)
             env.update(self.s3.client_env())
+        # Proxies in front of it (harness/runtime/tansu_proxy.py), restarted with it.
+        self.proxies: list[Component] = []
         self.server = ManagedProcess(
             name, self._argv(), env, self.dir, self.dir / "tansu.log",
             ready=lambda: kafka_ready(self.bootstrap),
@@ -132,6 +150,19 @@ class TansuNode(Component):
             self.s3.start()  # no-op while it runs: a broker restart keeps its storage
         self.server.argv = self._argv()
         self.server.start()
+        for proxy in self.proxies:
+            # A `tansu proxy` keeps the connection to its broker it made first and never
+            # makes another: after a broker restart it would refuse every client for good.
+            # Restarted (it holds no state), it is what a restarted broker's own listener
+            # is: clients lose their connections and reconnect.
+            if proxy.is_running():
+                proxy.kill()
+                proxy.start()
+
+    def front(self, proxy: Component) -> None:
+        """Put `proxy` (started by the caller) in front of this broker: restarted whenever
+        the broker restarts."""
+        self.proxies.append(proxy)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.server.stop(timeout_s)
@@ -158,14 +189,17 @@ class TansuNode(Component):
     def identity(self) -> str:
         return self.server.identity
 
-    def truncate_topic(self, topic: str) -> int:
-        """Delete every record of `topic` from the broker's storage while it runs, keeping
-        the topic, its offsets and every group's positions: a broker that lost that data.
-        Returns how many stored batches were deleted.
+    def truncate_topic(self, topic: str, before: Mapping[int, int]) -> int:
+        """Make the broker lose the records of `topic` before offset `before[p]` of each
+        partition p listed, keeping the topic and every group's positions: a broker that
+        lost that data. Returns how many stored batches were deleted.
 
-        Readers positioned before the loss get nothing for the lost offsets and go on with
-        the next record produced: Tansu never answers OFFSET_OUT_OF_RANGE, so the loss
-        shows only as a gap in the offsets a reader sees. Only S3 storage can do this
+        As Kafka's DeleteRecords does: that offset becomes the partition's log start
+        ("low" in Tansu's watermark), and every batch below it is deleted. Without the new
+        log start a reader positioned in the lost range would get no answer at all until a
+        new record arrived (Tansu holds no records there, and reports log start 0), so a
+        loss at the end of the load would stay invisible; with it, fetch responses carry
+        the new log start and a reader goes on from there. Only S3 storage can do this
         (memory storage loses data only all at once, by a restart); deleting the topic
         instead is no substitute, see KafkaAdapter.purge.
         """
@@ -173,9 +207,29 @@ class TansuNode(Component):
             raise BrokerError(f"{self.name} stores in memory: it cannot lose one topic's "
                               "records; restart it to lose everything, or run it on S3")
         prefix = f"clusters/{CLUSTER_ID}/topics/{topic}/partitions/"
-        batches = [key for key in self.s3.keys(prefix) if "/records/" in key]
-        self.s3.delete(batches)
-        return len(batches)
+        keys = self.s3.keys(prefix)
+        deleted = 0
+        for partition, start in before.items():
+            directory = f"{prefix}{partition:010d}/"
+            self._raise_log_start(directory + WATERMARK, start)
+            batches = [key for key in keys if key.startswith(directory + "records/")
+                       and _batch_offset(key) < start]
+            self.s3.delete(batches)
+            deleted += len(batches)
+        return deleted
+
+    def _raise_log_start(self, watermark: str, start: int) -> None:
+        """Move the partition's log start up to `start`. Tansu rewrites the watermark on
+        every produce, conditionally: so is this write, retried on a conflict."""
+        assert self.s3 is not None
+        for _attempt in range(WATERMARK_RETRIES):
+            body, etag = self.s3.read(watermark)
+            state = json.loads(body)
+            state["low"] = max(int(state.get("low") or 0), start)
+            if self.s3.replace(watermark, json.dumps(state).encode(), etag):
+                return
+        raise BrokerError(f"{self.name}: {watermark} changed under every one of "
+                          f"{WATERMARK_RETRIES} attempts to move the log start")
 
     def close(self) -> None:
         # Tansu waits up to 5 s for connected clients to leave; what it acknowledged is

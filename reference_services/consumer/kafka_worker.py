@@ -303,10 +303,18 @@ class KafkaWorker:
                             and partition not in found:
                         found[partition] = record_problem(positions[partition], message)
                 for waiting in set(positions) - set(found):
-                    _low, end = probe.get_watermark_offsets(
+                    start, end = probe.get_watermark_offsets(
                         TopicPartition(self.topic, waiting), cached=True)
                     if 0 <= end < positions[waiting].next_offset:
                         found[waiting] = log_ends_before(positions[waiting], end)
+                    elif start > positions[waiting].next_offset:
+                        # Records the consumer never read were deleted (the broker may
+                        # then have nothing to answer with until a new record arrives).
+                        found[waiting] = log_starts_after(positions[waiting], start)
+                    elif start == positions[waiting].next_offset:
+                        # Everything before the position is gone, nothing after it: no
+                        # record to compare, and nothing the consumer missed.
+                        found[waiting] = None
         finally:
             probe.close()
         for partition in sorted(set(positions) - set(found)):
@@ -433,6 +441,12 @@ def log_ends_before(position: PartitionPosition, end: int) -> tuple[str, str]:
     return ("log_truncated",
             f"the log ends at offset {end}, before offset {position.next_offset - 1}, the "
             "last record the consumer applied")
+
+
+def log_starts_after(position: PartitionPosition, start: int) -> tuple[str, str]:
+    return ("log_truncated",
+            f"the log now starts at offset {start}: offsets {position.next_offset}.."
+            f"{start - 1}, not yet read by the consumer, were deleted")
 
 
 def record_problem(position: PartitionPosition, message: Message) -> tuple[str, str] | None:

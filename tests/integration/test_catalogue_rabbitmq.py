@@ -23,13 +23,14 @@ COVERED_ELSEWHERE = {"steady_state", "consumer_crash", "publisher_crash",
 
 
 def run_one(name: str, root: Path, variant: str = "none",
-            converge_timeout_s: float | None = None) -> ScenarioResult:
+            converge_timeout_s: float | None = None, broker: str = "rabbitmq",
+            seed: int = SEED) -> ScenarioResult:
     scenario = load_catalogue()[name]
     if converge_timeout_s is not None:
         # A variant that loses data never converges: no need to wait the full deadline.
         scenario = dataclasses.replace(scenario, converge_timeout_s=converge_timeout_s)
-    result, _ = run_scenarios([scenario], RunSettings(seed=SEED, variant=variant,
-                                                      report_root=root))
+    result, _ = run_scenarios([scenario], RunSettings(seed=seed, variant=variant,
+                                                      report_root=root, broker=broker))
     return result.scenarios[0]
 
 

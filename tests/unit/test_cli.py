@@ -79,7 +79,7 @@ def test_run_negative_seed_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_argparse_rejects_unknown_broker(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        cli.main(["run", "--broker", "kafka"])
+        cli.main(["run", "--broker", "zeromq"])
     assert info.value.code == 2
     assert "--broker" in capsys.readouterr().err
 

@@ -1,0 +1,79 @@
+"""A `tansu proxy`: a Kafka-protocol proxy in front of one broker that advertises an
+address of its own choosing, run as a local process on its own port.
+
+Why it exists: a Kafka client bootstraps anywhere, then connects to the address the broker
+advertises in its metadata; a Tansu broker advertises one address, so every client would
+bypass a per-client fault-proxy link. A `tansu proxy` per link rewrites the metadata to
+advertise that link's listen address instead, so each client's whole conversation runs
+service -> its link -> this proxy -> the broker, and the link's faults reach that client
+only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from harness.runtime.base import Component, Endpoint
+from harness.runtime.ports import free_port
+from harness.runtime.process import ManagedProcess
+from harness.runtime.tansu_node import find_tansu, kafka_ready, tansu_env
+
+
+def proxy_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
+               origin: Endpoint) -> list[str]:
+    return [str(binary), "proxy",
+            "--listener-url", f"tcp://{listener.address}",
+            "--advertised-listener-url", f"tcp://{advertised.address}",
+            "--origin-url", f"tcp://{origin.address}"]
+
+
+class TansuProxy(Component):
+    def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
+                 origin: Endpoint, advertised: Endpoint,
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+        """Listens on a port of its own, forwards to the broker at `origin`, and tells
+        clients to connect to `advertised` (e.g. a fault-proxy link whose upstream is this
+        proxy's listener: create the link before starting the proxy)."""
+        self.name = name
+        self.origin = origin
+        self.advertised = advertised
+        self.listener = Endpoint("127.0.0.1", free_port())
+        directory = work_dir / name
+        self.server = ManagedProcess(
+            name, proxy_argv(find_tansu(), self.listener, advertised, origin),
+            tansu_env(base_env), directory, work_dir / f"{name}.log",
+            # A metadata request answered at the advertised address, the way a client
+            # goes: the proxy listens, reaches the broker and is reachable where it says
+            # (an open port proves none of it). A client that cannot reach the advertised
+            # address gets no answer, so whatever forwards to it must exist first.
+            ready=lambda: kafka_ready(self.advertised.address),
+            endpoints={"main": self.listener}, ready_timeout_s=15.0, on_event=on_event)
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.server.stop(timeout_s)
+
+    def kill(self) -> int | None:
+        return self.server.kill()
+
+    def pause(self) -> None:
+        self.server.pause()
+
+    def resume(self) -> None:
+        self.server.resume()
+
+    def is_running(self) -> bool:
+        return self.server.is_running()
+
+    def logs(self, tail_lines: int = 40) -> str:
+        return self.server.logs(tail_lines)
+
+    def endpoint(self, port_name: str = "main") -> Endpoint:
+        return self.server.endpoint(port_name)
+
+    @property
+    def identity(self) -> str:
+        return self.server.identity

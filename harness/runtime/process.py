@@ -181,3 +181,40 @@ class ManagedProcess(Component):
     def _emit(self, what: str, data: Mapping[str, object]) -> None:
         if self.on_event is not None:
             self.on_event(what, {"component": self.name, **data})
+
+
+class ProcessBacked(Component):
+    """A component that is one ManagedProcess (`self.server`) plus what it adds (a broker
+    node's epmd, a storage server, its own start arguments): every Component operation it
+    does not override goes to that process."""
+
+    server: ManagedProcess
+    stop_timeout_s = 10.0
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        self.server.stop(self.stop_timeout_s if timeout_s is None else timeout_s)
+
+    def kill(self) -> int | None:
+        return self.server.kill()
+
+    def pause(self) -> None:
+        self.server.pause()
+
+    def resume(self) -> None:
+        self.server.resume()
+
+    def is_running(self) -> bool:
+        return self.server.is_running()
+
+    def logs(self, tail_lines: int = 40) -> str:
+        return self.server.logs(tail_lines)
+
+    def endpoint(self, port_name: str = "main") -> Endpoint:
+        return self.server.endpoint(port_name)
+
+    @property
+    def identity(self) -> str:
+        return self.server.identity

@@ -16,9 +16,9 @@ import pika
 import pika.exceptions
 
 from harness.errors import SetupError
-from harness.runtime.base import Component, Endpoint
+from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess
+from harness.runtime.process import ManagedProcess, ProcessBacked
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 EPMD_CANDIDATES = (Path("/usr/bin/epmd"), Path("/usr/lib/erlang/bin/epmd"))
@@ -48,7 +48,9 @@ def amqp_ready(port: int) -> bool:
         return False
 
 
-class RabbitMQNode(Component):
+class RabbitMQNode(ProcessBacked):
+    stop_timeout_s = 15.0
+
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
         server, epmd = find_rabbitmq()
@@ -111,30 +113,6 @@ class RabbitMQNode(Component):
         self.epmd.start()
         self.server.start()
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        self.server.stop(timeout_s)
-
-    def kill(self) -> int | None:
-        return self.server.kill()
-
-    def pause(self) -> None:
-        self.server.pause()
-
-    def resume(self) -> None:
-        self.server.resume()
-
-    def is_running(self) -> bool:
-        return self.server.is_running()
-
-    def logs(self, tail_lines: int = 40) -> str:
-        return self.server.logs(tail_lines)
-
-    def endpoint(self, port_name: str = "main") -> Endpoint:
-        return self.server.endpoint(port_name)
-
-    @property
-    def identity(self) -> str:
-        return self.server.identity
 
     def close(self) -> None:
         self.server.stop()

@@ -24,9 +24,9 @@ import botocore.config
 import botocore.exceptions
 
 from harness.errors import BrokerError
-from harness.runtime.base import Component, Endpoint
+from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess
+from harness.runtime.process import ManagedProcess, ProcessBacked
 
 # A bucket created without a location constraint lives in us-east-1; clients must agree.
 REGION = "us-east-1"
@@ -36,7 +36,7 @@ SECRET_ACCESS_KEY = "harness"
 _BUCKET_EXISTS = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 
 
-class S3Server(Component):
+class S3Server(ProcessBacked):
     """One moto server on its own loopback port, with one bucket, created (and probed) on
     every start."""
 
@@ -139,34 +139,6 @@ class S3Server(Component):
             raise BrokerError(f"cannot delete {len(keys)} objects from S3 bucket "
                               f"{self.bucket} at {self.url}: {exc}") from exc
 
-    # -- Component ------------------------------------------------------------------------
-    def start(self) -> None:
-        self.server.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.server.stop(timeout_s)
-
-    def kill(self) -> int | None:
-        return self.server.kill()
-
-    def pause(self) -> None:
-        self.server.pause()
-
-    def resume(self) -> None:
-        self.server.resume()
-
-    def is_running(self) -> bool:
-        return self.server.is_running()
-
-    def logs(self, tail_lines: int = 40) -> str:
-        return self.server.logs(tail_lines)
-
-    def endpoint(self, port_name: str = "main") -> Endpoint:
-        return self.server.endpoint(port_name)
-
-    @property
-    def identity(self) -> str:
-        return self.server.identity
 
 
 def main(argv: list[str] | None = None) -> None:

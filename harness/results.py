@@ -125,6 +125,7 @@ class RunResult:
     scenarios: list[ScenarioResult] = field(default_factory=list)
     finished_at: float = 0.0
     interrupted: bool = False
+    db: str = "sqlite"  # the reference services' database (RunSettings.db)
 
     @property
     def passed(self) -> bool:
@@ -145,7 +146,8 @@ class RunResult:
         failed = [s.name for s in self.scenarios if not s.passed and not s.not_applicable]
         names = failed or [s.name for s in self.scenarios]
         return (f"harness run {' '.join(names)} --seed {self.seed} --broker {self.broker} "
-                f"--runtime {self.runtime} --variant {self.variant}")
+                f"--runtime {self.runtime} --variant {self.variant}"
+                + (f" --db {self.db}" if self.db != "sqlite" else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +155,7 @@ class RunResult:
             "seed": self.seed,
             "broker": self.broker,
             "runtime": self.runtime,
+            "db": self.db,
             "variant": self.variant,
             "started_at": self.started_at,
             "finished_at": self.finished_at,

@@ -93,6 +93,19 @@ def plan_faults(scenario: Scenario, rng: random.Random) -> list[PlannedFault]:
     return sorted(planned, key=lambda p: p.at_s)
 
 
+# The steady-state proof before the first fault waits until every event written so far
+# is processed, which takes about one replication lag (seconds on a slow broker): it starts
+# this long before the fault, so the fault still comes when the scenario says.
+STEADY_STATE_LEAD_S = 3.0
+
+
+def proof_start_s(fault_at_s: float) -> float:
+    """When, in seconds into the load, the steady-state proof before a fault at
+    `fault_at_s` starts: STEADY_STATE_LEAD_S before it, yet never before half of
+    `fault_at_s` (the system must first have had time to replicate something)."""
+    return max(fault_at_s - STEADY_STATE_LEAD_S, fault_at_s / 2)
+
+
 class ScenarioRun:
     def __init__(self, scenario: Scenario, settings: RunSettings, run_dir: Path,
                  progress: Progress) -> None:
@@ -107,7 +120,7 @@ class ScenarioRun:
         (its traceback in error.txt), so the session goes on to the next scenario."""
         started = time.monotonic()
         reason = self.scenario.not_applicable_on(broker_plugin(self.settings.broker)
-                                                 .capabilities)
+                                                 .capabilities, self.settings.db)
         if reason:
             # Reported as such, never started and never counted as a pass.
             self.result.not_applicable = reason
@@ -157,7 +170,7 @@ class ScenarioRun:
         rng = scenario.rng(settings.seed)
         plan = plan_faults(scenario, rng)
         history.record("scenario", name=scenario.name, seed=settings.seed,
-                       variant=settings.variant, broker=settings.broker,
+                       variant=settings.variant, broker=settings.broker, db=settings.db,
                        plan=[p.to_dict() for p in plan])
 
         runtime = ProcessRuntime(self.dir, on_event=lambda what, data:
@@ -192,7 +205,9 @@ class ScenarioRun:
             *((c.join_at_s, key) for key, c in others.items() if c.join_at_s > 0),
             *((p.at_s, p) for p in plan)]
         for at_s, planned in sorted(timeline, key=lambda item: item[0]):
-            self._wait_and_report(driver, sut, load_started + at_s)
+            starts_proof = self.setting_up and not isinstance(planned, str)
+            self._wait_and_report(driver, sut, load_started + (
+                proof_start_s(at_s) if starts_proof else at_s))
             if isinstance(planned, str):
                 self.progress(f"{planned} joins" + (" (initial full sync)"
                               if others[planned].initial_sync else ""))
@@ -201,6 +216,9 @@ class ScenarioRun:
             else:
                 if self.setting_up:
                     self._prove_steady_state(sut, history, "before the first fault")
+                    # The proof started early enough to be over by now, mostly; if it
+                    # was not, the fault comes late rather than before the proof.
+                    self._wait_and_report(driver, sut, load_started + at_s)
                 self._apply_fault(stack, history, sut, planned)
         if self.setting_up:  # no fault: shown halfway through the load instead
             self._wait_and_report(driver, sut, load_started + spec.duration_s / 2)

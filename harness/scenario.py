@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from harness import consumers as keys
-from harness.brokers.capabilities import describe, missing
+from harness.brokers.capabilities import DESCRIPTIONS, describe, missing
 from harness.checkers.run_checks import DEFAULT_MIN_WRITE_SHARE
 from harness.errors import ConfigError
 from harness.faults.catalogue import ACTIONS, STREAMS, ParamRange
+from harness.variants import DBS
 from harness.workload import WorkloadSpec
 
 
@@ -146,7 +147,7 @@ class Repair:
 # as if one process consumed it): with several instances the others would keep consuming
 # and the fault would not do what it says.
 _ONE_INSTANCE_ACTIONS = frozenset({"broker_data_loss", "full_resync_with_loss",
-                                   "consumer_bug"})
+                                   "consumer_bug", "position_before_log"})
 _CONSUMER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
@@ -210,6 +211,12 @@ class Scenario:
     # Share of the workload's planned writes that must succeed (the progress check); a
     # scenario whose faults are meant to make writes fail declares a lower one.
     min_write_share: float = DEFAULT_MIN_WRITE_SHARE
+    # Broker capabilities the scenario needs beyond its faults' (e.g. consumer groups for a
+    # rebalance, which no fault action by itself needs): harness/brokers/capabilities.py.
+    requires: frozenset[str] = frozenset()
+    # The services' databases it can run on (RunSettings.db): one whose fault needs
+    # transactions committing out of order cannot run on SQLite, one writer at a time.
+    dbs: tuple[str, ...] = DBS
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_write_share <= 1.0:
@@ -227,6 +234,13 @@ class Scenario:
         if not self.name.isidentifier():
             raise ConfigError("name", f"{self.name!r} is not a valid scenario name",
                               "use lowercase letters, digits and underscores")
+        unknown = sorted(set(self.requires) - set(DESCRIPTIONS))
+        if unknown:
+            raise ConfigError(f"{self.name}.requires", f"unknown capabilities {unknown}",
+                              f"use some of: {', '.join(sorted(DESCRIPTIONS))}")
+        if not self.dbs or not set(self.dbs) <= set(DBS):
+            raise ConfigError(f"{self.name}.dbs", f"must name some of {', '.join(DBS)}, got "
+                              f"{self.dbs!r}", f"give e.g. dbs=({DBS[-1]!r},)")
         for index, step in enumerate(self.faults):
             if not isinstance(step, FaultStep):
                 raise ConfigError(f"{self.name}.faults[{index}]",
@@ -304,18 +318,28 @@ class Scenario:
 
     @property
     def needs(self) -> frozenset[str]:
-        """Broker capabilities its faults use (harness/brokers/capabilities.py)."""
-        return frozenset(n for step in self.faults for n in ACTIONS[step.action].needs)
+        """Broker capabilities it requires itself and its faults use
+        (harness/brokers/capabilities.py)."""
+        return self.requires | frozenset(
+            n for step in self.faults for n in ACTIONS[step.action].needs)
 
-    def not_applicable_on(self, offered: frozenset[str]) -> str:
-        """Why it cannot run on a broker offering `offered`; "" when it can."""
-        lacking = missing(self.needs, offered)
-        if not lacking:
-            return ""
-        actions = sorted({s.action for s in self.faults
-                          if set(ACTIONS[s.action].needs) & set(lacking)})
-        return (f"its faults ({', '.join(actions)}) need what this broker's adapter cannot "
-                f"do: {describe(lacking)}")
+    def not_applicable_on(self, offered: frozenset[str], db: str | None = None) -> str:
+        """Why it cannot run on a broker offering `offered` (and, given `db`, with the
+        services on that database); "" when it can."""
+        reasons = []
+        if db is not None and db not in self.dbs:
+            reasons.append(f"it needs the services on {' or '.join(self.dbs)} (run it with "
+                           f"--db {self.dbs[0]}), not {db}")
+        own = missing(self.requires, offered)
+        if own:
+            reasons.append(f"it needs what this broker does not have: {describe(own)}")
+        by_faults = missing(set(self.needs) - set(own), offered)
+        if by_faults:
+            actions = sorted({s.action for s in self.faults
+                              if set(ACTIONS[s.action].needs) & set(by_faults)})
+            reasons.append(f"its faults ({', '.join(actions)}) need what this broker's "
+                           f"adapter cannot do: {describe(by_faults)}")
+        return "; and ".join(reasons)
 
     def rng(self, seed: int) -> random.Random:
         # One stream per scenario, derived from the run seed: adding a scenario to a run

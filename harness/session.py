@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.reporting import write_junit, write_run_json, write_summary
+from harness.reporting.html import write_html
 from harness.results import RunResult
 from harness.runner import ScenarioRun
 from harness.scenario import Scenario
@@ -69,11 +70,28 @@ def new_run_id(seed: int) -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-s{seed}"
 
 
+def claim_run_id(root: Path, run_id: str) -> str:
+    """`run_id`, or `run_id-2`, `-3`, ... whichever folder under `root` this run creates
+    first: two runs started in the same second with the same seed must not write into one
+    folder (the later would overwrite the earlier's reports)."""
+    for attempt in range(1, 1000):
+        candidate = run_id if attempt == 1 else f"{run_id}-{attempt}"
+        try:
+            (root / candidate).mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise ConfigError("--report-dir", f"{root} already holds 999 runs named {run_id}*",
+                      "give another --report-dir or clean up old reports")
+
+
 def write_reports(result: RunResult, report_dir: Path) -> Path:
     path = write_run_json(result, report_dir)
     data = result.to_dict()
     write_junit(data, report_dir)
     write_summary(data, report_dir)
+    # After the files CI and people read first; each scenario's chart is drawn once.
+    write_html(data, report_dir)
     return path
 
 
@@ -94,11 +112,13 @@ def run_scenarios(
     """
     _reject_repeats([s.name for s in scenarios])
     run_id = new_run_id(settings.seed)
+    if report_dir is None:
+        run_id = claim_run_id(prepare_report_dir(settings.report_root), run_id)
     # Absolute once, here: every component runs in its own working directory, so a
     # relative path (the default "reports") would point somewhere else for each of them.
     report_dir = prepare_report_dir(report_dir or settings.report_root / run_id)
     result = RunResult(run_id, settings.seed, settings.broker, settings.runtime,
-                       settings.variant, started_at=time.time())
+                       settings.variant, started_at=time.time(), db=settings.db)
     emit = progress or (lambda _name, _msg: None)
     try:
         for scenario in scenarios:

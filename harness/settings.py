@@ -7,7 +7,8 @@ from pathlib import Path
 
 from harness.brokers.registry import BROKERS as BROKER_PLUGINS
 from harness.errors import ConfigError
-from harness.variants import Variant, resolve_variant
+from harness.runtime.postgres_node import INSTALL_HINT, find_postgres
+from harness.variants import DBS, Variant, resolve_variant
 
 BROKERS = tuple(BROKER_PLUGINS)
 RUNTIMES = ("processes",)
@@ -20,6 +21,9 @@ class RunSettings:
     runtime: str = "processes"
     variant: str = "none"
     report_root: Path = Path("reports")
+    # The reference services' database: SQLite files (embedded), or a private PostgreSQL
+    # server per scenario (harness/runtime/postgres_node.py).
+    db: str = "sqlite"
 
     def __post_init__(self) -> None:
         if self.broker not in BROKERS:
@@ -31,11 +35,17 @@ class RunSettings:
         if not 0 <= self.seed < 2**63:
             raise ConfigError("--seed", f"{self.seed} is out of range",
                               "give an integer between 0 and 2**63-1")
-        resolve_variant(self.variant)
+        if self.db not in DBS:
+            raise ConfigError("--db", f"unsupported database {self.db!r}",
+                              f"use one of: {', '.join(DBS)}")
+        if self.db == "postgres" and find_postgres() is None:
+            raise ConfigError("--db", "PostgreSQL is not installed (no initdb and postgres "
+                              "under /usr/lib/postgresql/<version>/bin)", INSTALL_HINT)
+        resolve_variant(self.variant, self.broker, self.db)
 
     @property
     def bug(self) -> Variant | None:
-        return resolve_variant(self.variant)
+        return resolve_variant(self.variant, self.broker, self.db)
 
     def variant_for(self, service: str) -> str:
         bug = self.bug

@@ -31,6 +31,9 @@ from harness.observers.sampler import ReplicaSampler
 from harness.observers.tap import BrokerTap
 from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
+from harness.runtime.postgres_node import PostgresNode
+from harness.runtime.processes import ProcessRuntime
+from harness.runtime.rabbitmq_node import process_env
 from harness.scenario import ConsumerSpec
 from harness.settings import RunSettings
 from harness.waiting import wait_until
@@ -40,8 +43,18 @@ from harness.waiting import wait_until
 TAP_DRAIN_S = 15.0
 
 
-def _subscribed(adapter: BrokerAdapter, consumer_name: str, processes: int) -> bool:
-    return adapter.consumer_queue(consumer_name).consumers >= processes
+def _subscribed(adapter: BrokerAdapter, consumer_name: str, processes: int,
+                instance: Component) -> bool:
+    """Whether `processes` of the consumer's processes are subscribed, the last of them
+    `instance`. The broker's count is the witness; but a Kafka broker that reports a
+    group's state and not its members (Tansu) counts at most one, so there a further
+    instance's own report of the partitions the group assigned it stands in for the
+    count."""
+    counted = adapter.consumer_queue(consumer_name).consumers
+    if counted >= processes:
+        return True
+    worker = ConsumerClient(instance.endpoint().http_url()).health().get("worker", {})
+    return counted >= 1 and bool(worker.get("assignment"))
 
 
 class SystemUnderTest:
@@ -69,9 +82,13 @@ class SystemUnderTest:
         # When each consumer's first instance had subscribed (wall clock): events published
         # since reach it through its queue.
         self.joined_at: dict[str, float] = {}
+        # The services' PostgreSQL server (settings.db == "postgres"); SQLite needs none.
+        self.postgres: PostgresNode | None = None
 
     # -- start / stop -----------------------------------------------------------------
     def start(self) -> None:
+        if self.settings.db == "postgres":
+            self.start_postgres()
         started = self.plugin.start(self.runtime, "broker")
         broker = started.component
         self.components["broker"] = broker
@@ -89,7 +106,7 @@ class SystemUnderTest:
 
         publisher = self.runtime.service(ServiceSpec(
             "publisher", "reference_services.publisher",
-            ("--db-url", f"sqlite:///{self.work_dir / 'publisher.db'}",
+            ("--db-url", self.service_db_url("publisher"),
              "--broker-url", self.plugin.service_url(relay_link),
              "--variant", self.settings.variant_for("publisher")),
             publisher_port))
@@ -123,7 +140,7 @@ class SystemUnderTest:
             # Events published before the consumer's queue exists would be unroutable and
             # silently dropped by the broker: wait until it is subscribed (and each
             # further instance until it is too).
-            wait_until(partial(_subscribed, adapter, spec.name, number + 1), 20.0,
+            wait_until(partial(_subscribed, adapter, spec.name, number + 1, consumer), 20.0,
                        f"{instance} to subscribe to its queue", log_tail=consumer.logs)
             self.joined_at.setdefault(key, time.time())
         # Its first instance answers for it: every instance reads the same database.
@@ -145,6 +162,20 @@ class SystemUnderTest:
             hop.start()  # once its link exists: its readiness is probed through the link
         return listen
 
+    def start_postgres(self) -> None:
+        """Started first and closed last (close()): every service's database lives in it."""
+        on_event = self.runtime.on_event if isinstance(self.runtime, ProcessRuntime) else None
+        self.postgres = PostgresNode("postgres", self.work_dir, process_env(self.work_dir),
+                                     on_event)
+        self.components["postgres"] = self.postgres
+        self.postgres.start()
+
+    def service_db_url(self, database: str) -> str:
+        """Where service `database` ("publisher" or a consumer key) keeps its data."""
+        if self.postgres is not None:
+            return self.postgres.database(database)
+        return f"sqlite:///{self.work_dir / (database + '.db')}"
+
     def close(self) -> None:
         self.stop_sampling()
         if self.tap is not None:
@@ -155,6 +186,10 @@ class SystemUnderTest:
             client.close()
         if self.adapter is not None:
             self.adapter.close()
+        if self.postgres is not None:
+            # The services are still running (the runtime stops them after this): a fast
+            # shutdown ends their sessions; nothing is judged any more.
+            self.postgres.close()
 
     # -- what faults may reach (harness.faults.catalogue.FaultContext) ------------------
     def component(self, name: str) -> Component:
@@ -218,7 +253,7 @@ class SystemUnderTest:
     # -- the harness's own observation (harness/observers) ------------------------------
     def replica_db_url(self, key: str = "consumer") -> str:
         """The database the consumer `key` keeps its replica in (it was started with it)."""
-        return f"sqlite:///{self.work_dir / (key + '.db')}"
+        return self.service_db_url(key)
 
     def replica_db_rows(self, key: str = "consumer") -> list[dict[str, Any]]:
         """Its replica table read straight from the database file, tombstones included."""

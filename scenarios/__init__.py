@@ -11,9 +11,11 @@ from scenarios import (
     consumer_crash,
     consumer_down_long,
     crash_points,
+    kafka_groups,
     message_chaos,
     network_faults,
     out_of_sync,
+    outbox_order,
     publisher_crash,
     resync_under_load,
     steady_state,
@@ -22,7 +24,7 @@ from scenarios import (
 
 MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage,
            network_faults, message_chaos, out_of_sync, subscribers, publisher_crash,
-           resync_under_load)
+           resync_under_load, kafka_groups, outbox_order)
 
 
 def all_scenarios() -> dict[str, Scenario]:

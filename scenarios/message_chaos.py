@@ -2,7 +2,11 @@
 
 - duplicates: recent events delivered twice more, twice: each takes effect once;
 - reordering: the consumer's events held for 2 s, then delivered newest first: no row
-  ever goes back to an older version;
+  ever goes back to an older version (brokers that can hold events back: RabbitMQ);
+- stale_redelivery: older versions of recent events produced again after newer ones,
+  under new event ids, twice: what reordering looks like on a log that keeps each
+  aggregate's order (Kafka), and runs on every broker that takes raw bytes; only the
+  consumer's version check, not its inbox, keeps the replica from going back;
 - poison_payloads: every kind of unprocessable message, twice: each is dead-lettered with
   its reason, the rest flows, injected = dead-lettered.
 """
@@ -27,6 +31,14 @@ SCENARIOS = (
         workload=_LOAD,
         faults=(FaultStep("reorder", "consumer", at_s=2.0, duration_s=2.0),
                 FaultStep("reorder", "consumer", at_s=6.0, duration_s=2.0)),
+    ),
+    Scenario(
+        name="stale_redelivery",
+        description="older versions of recent events produced again after newer ones, "
+                    "under new event ids, twice; no stale overwrite",
+        workload=_LOAD,
+        faults=(FaultStep("redeliver_stale", "consumer", at_s=3.0),
+                FaultStep("redeliver_stale", "consumer", at_s=7.0)),
     ),
     Scenario(
         name="poison_payloads",

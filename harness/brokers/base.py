@@ -52,6 +52,12 @@ class BrokerAdapter(ABC):
     # What this adapter can do beyond observing (harness/brokers/capabilities.py). A
     # method whose capability is not offered raises BrokerError naming it.
     capabilities: frozenset[str] = frozenset()
+    # Whether bytes given to `publish_raw` reach every reader of the event stream (every
+    # consumer and the harness's tap) rather than the one consumer named: true where
+    # consumers share one log (Kafka), false where each has its own queue (RabbitMQ). The
+    # faults that inject record it, so the checks can tell what the system under test put
+    # on the broker from what the harness put there itself.
+    raw_reaches_every_reader: bool = False
 
     @abstractmethod
     def wait_ready(self, timeout_s: float) -> None: ...
@@ -75,8 +81,10 @@ class BrokerAdapter(ABC):
 
     @abstractmethod
     def publish_raw(self, consumer_name: str, bodies: Sequence[bytes]) -> None:
-        """Deliver these exact bytes, durably and in this order, to that one consumer only
-        (no other consumer sees them). Returns once the broker has accepted every one."""
+        """Put these exact bytes, durably and in this order, into the stream that consumer
+        reads; when `raw_reaches_every_reader`, every other reader of the event stream
+        (other consumers, the harness's tap) reads them too, otherwise none does. Returns
+        once the broker has accepted every one."""
 
     @abstractmethod
     def divert(self, consumer_name: str) -> None:

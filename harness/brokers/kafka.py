@@ -13,7 +13,7 @@ What Kafka cannot do that RabbitMQ can, and what it means for faults:
   consumer, and each consumer sees each of them;
 - there is no hold-and-release of a consumer's events (divert/release raise BrokerError);
   what reordering looks like on Kafka is older versions of events produced again after
-  newer ones;
+  newer ones (the `redeliver_stale` fault);
 - losing a consumer's backlog means the broker losing records from the shared log
   (see `purge`), which every reader of the log loses alike.
 """
@@ -84,14 +84,15 @@ def _not_on_kafka(capability: str, instead: str) -> BrokerError:
 
 class KafkaAdapter(BrokerAdapter):
     kind = "kafka"
-    # Only what its faults' checks judge correctly on Kafka. Not offered:
-    # - INJECT_RAW: bytes produced to the topic reach every consumer group (every consumer
-    #   and the harness's tap), never one consumer only, as duplicate and poison faults and
-    #   their accounting presume;
-    # - HOLD_AND_RELEASE: Kafka cannot hold a group's records back and hand them over
-    #   later in another order;
-    # - DEAD_LETTER: only poison faults use it, and they need INJECT_RAW too.
-    capabilities = frozenset({capabilities.LOSE_DATA})
+    # Only what its faults' checks judge correctly on Kafka. INJECT_RAW produces to the
+    # shared topic (raw_reaches_every_reader): every group reads the bytes, the tap
+    # included, and the checks leave out of the tap's view what the faults say they
+    # injected; DEAD_LETTER is the consumer's `<consumer>.dead-letters` topic. Not offered:
+    # HOLD_AND_RELEASE, as Kafka cannot hold a group's records back and hand them over
+    # later in another order (stale re-delivery, `redeliver_stale`, stands in for it).
+    capabilities = frozenset({capabilities.LOSE_DATA, capabilities.CONSUMER_GROUPS,
+                              capabilities.INJECT_RAW, capabilities.DEAD_LETTER})
+    raw_reaches_every_reader = True
 
     def __init__(self, bootstrap: str, truncator: LogTruncator | None = None,
                  topic: str = topology.EVENTS_TOPIC,

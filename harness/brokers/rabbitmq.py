@@ -78,6 +78,8 @@ class RabbitCtl:
 class RabbitMQAdapter(BrokerAdapter):
     kind = "rabbitmq"
     capabilities = capabilities.ALL
+    # publish_raw goes through the default exchange to the consumer's queue alone.
+    raw_reaches_every_reader = False
 
     def __init__(self, url: str, ctl: RabbitCtl | None = None) -> None:
         """`ctl`, when given, reads what AMQP cannot tell (unacknowledged counts)."""

@@ -17,6 +17,11 @@ a witness, and every failure names both sides.
 
 `divergent_by_tap` gives the ids whose tapped stream cannot produce the source's state:
 the truth an integrity check is judged against when the consumer repairs by itself.
+
+Where every reader of the event stream reads what a fault injects (Kafka), the tap reads
+the harness's own messages too: `broker_carried` leaves them out, by what each fault
+recorded it injected, before any check judges the system under test by the tap, and
+`tap_saw_injection` tells whether the tap read them, as evidence the fault hit.
 """
 
 from __future__ import annotations
@@ -106,6 +111,77 @@ def tapped_events(tap: Iterable[Row]) -> list[Row]:
         if record.get("event_id") is not None and record["event_id"] not in seen:
             seen[record["event_id"]] = record
     return list(seen.values())
+
+
+# -- what the harness injected itself ------------------------------------------------------
+def _injections(faults: Iterable[Row], every_reader: bool = True) -> list[Row]:
+    """The `injected` records of faults (harness/faults/messages.py), those every reader
+    reads (the tap included) unless `every_reader` is False."""
+    return [f["injected"] for f in faults if f.get("injected")
+            and (f["injected"].get("reaches_every_reader") or not every_reader)]
+
+
+def _positions(tap: Sequence[Row]) -> dict[str, list[tuple[Any, ...]]]:
+    """Per digest, the distinct places in the stream the tap read it at, in the order it
+    first read them: (partition, offset) where the broker numbers its records (a record
+    read again after a reconnect is one place), else each record is its own place."""
+    places: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for index, record in enumerate(tap):
+        place = (record["partition"], record["offset"]) if "offset" in record else (index,)
+        if place not in places[record["digest"]]:
+            places[record["digest"]].append(place)
+    return places
+
+
+def broker_carried(tap: Sequence[Row], faults: Iterable[Row]) -> list[Row]:
+    """The tap's records less the messages faults injected where every reader reads them:
+    what the system under test put on the broker. Each injected body takes away one place
+    the tap read its digest at, the latest first, so an exact copy of a real event (a
+    duplicate) leaves the original's record, and leaves none when the relay never put the
+    original on the broker."""
+    owed = Counter(d for record in _injections(faults) for d in record["digests"])
+    if not owed:
+        return list(tap)
+    places = _positions(tap)
+    dropped = {place for digest, n in owed.items() for place in places.get(digest, [])[-n:]}
+    return [record for index, record in enumerate(tap)
+            if ((record["partition"], record["offset"]) if "offset" in record else (index,))
+            not in dropped]
+
+
+def injected_events(faults: Iterable[Row]) -> list[Row]:
+    """Valid events the harness made up and injected itself (stale re-deliveries under new
+    event ids), whichever readers read them: the consumer may log them, and must."""
+    return [event for record in _injections(faults, every_reader=False)
+            for event in record.get("events", [])]
+
+
+def tap_saw_injection(fault: Row, tap: Sequence[Row]) -> tuple[bool, str] | None:
+    """Whether the tap read every message the fault injected where every reader reads
+    them, and, for older versions produced again, read each after a newer version of its
+    product; None when the tap is not meant to read them."""
+    record = fault.get("injected")
+    if not record or not record.get("reaches_every_reader") or not record["digests"]:
+        return None
+    places = _positions(tap)
+    wanted = Counter(record["digests"])
+    read = sum(min(n, len(places.get(digest, []))) for digest, n in wanted.items())
+    text = (f"the broker tap read {read} of the {len(record['digests'])} messages the "
+            "harness injected")
+    events = record.get("events", [])
+    if not events:
+        return read == len(record["digests"]), text
+    at = {r["digest"]: i for i, r in enumerate(tap)}  # where each was last read
+    newer: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for index, r in enumerate(tap):
+        if r.get("event_id") is not None:
+            newer[str(r["aggregate_id"])].append((index, int(r["version"])))
+    late = sum(1 for event, digest in zip(events, record["digests"], strict=True)
+               if digest in at and any(i < at[digest] and v > int(event["version"])
+                                       for i, v in newer[str(event["aggregate_id"])]))
+    return (read == len(record["digests"]) and late == len(events),
+            f"{text}, {late} of the {len(events)} older versions after a newer version of "
+            "their product")
 
 
 def _source_states(source: Iterable[Row]) -> dict[int, ProductState]:
@@ -297,11 +373,14 @@ def _encoded(event: Row) -> bytes:
 
 
 def tap_matches_outbox(tap: Sequence[Row], tap_status: Row | None,
-                       published: Sequence[Row], excuses: Excuses) -> CheckResult:
+                       published: Sequence[Row], excuses: Excuses,
+                       injected_left_out: int = 0) -> CheckResult:
     """Every tapped event is in the outbox with the same identity and content (content
     may differ only for events a relay fault said it corrupted); every outbox event was
     tapped unless a relay fault said it dropped it; and the publisher's own StockAdjusted
-    events agree with its history (their `stock` = the previous stock + the delta)."""
+    events agree with its history (their `stock` = the previous stock + the delta).
+    `tap` is what the system under test put on the broker (`broker_carried`);
+    `injected_left_out` says how many records of the harness's own it lacks."""
     name = "tap_matches_outbox"
     gap = _tap_gap(name, tap_status)
     if gap is not None:
@@ -374,7 +453,9 @@ def tap_matches_outbox(tap: Sequence[Row], tap_status: Row | None,
                        + (f" but {len(excuses.dropped)} dropped on purpose"
                           if excuses.dropped else "")
                        + (f"; {len(corrupted_seen)} altered on the way as a relay fault "
-                          "declared" if corrupted_seen else ""))
+                          "declared" if corrupted_seen else "")
+                       + (f"; {injected_left_out} messages the harness injected itself "
+                          "left out" if injected_left_out else ""))
 
 
 def queue_drained(queue: Row | None, queue_error: str) -> CheckResult:
@@ -622,7 +703,8 @@ def _state_at(changes: Sequence[Row], times: Sequence[float], at: float) -> Row 
 def log_matches_observation(deliveries: Sequence[Row], tap: Sequence[Row],
                             published: Sequence[Row], replica_db: Sequence[Row],
                             samples: Sequence[Row], sample_reads: Sequence[float],
-                            rewritten: frozenset[int] = frozenset()) -> CheckResult:
+                            rewritten: frozenset[int] = frozenset(),
+                            injected: Sequence[Row] = ()) -> CheckResult:
     """The consumer's log, cross-checked with what the harness saw:
     - each logged event is the event the broker carried (same product, version, type), or
       one the publisher's outbox holds (a catch-up read from its API);
@@ -631,10 +713,13 @@ def log_matches_observation(deliveries: Sequence[Row], tap: Sequence[Row],
     - an event logged "stale" found the row at its version or newer: the first sample read
       after that delivery must show it;
     - a stock delta logged "deduplicated" changed nothing: no sampled row changed stock by
-      it without a new version (`rewritten`: ids a resync rewrote, left out)."""
+      it without a new version (`rewritten`: ids a resync rewrote, left out).
+    `injected`: events a fault made up and put on the broker itself (injected_events),
+    known like the broker's, whatever the tap read of them."""
     name = "log_matches_observation"
     carried = {e["event_id"]: e for e in tapped_events(tap)}
-    known = {e["event_id"]: e for e in published} | carried
+    known = {e["event_id"]: e for e in published} | carried \
+        | {e["event_id"]: e for e in injected}
     rows = {int(r["id"]): r for r in replica_db}
     disagreements: list[str] = []
     judged: set[str] = set()
@@ -646,8 +731,9 @@ def log_matches_observation(deliveries: Sequence[Row], tap: Sequence[Row],
         if event is None:
             disagreements.append(f"the consumer's log says it {d['outcome']} event "
                                  f"{str(eid)[:8]} (product {d.get('aggregate_id')} "
-                                 f"v{d.get('version')}), which neither the broker tap nor "
-                                 "the publisher's outbox ever saw")
+                                 f"v{d.get('version')}), which neither the broker tap nor the "
+                                 "publisher's outbox ever saw, nor did the harness inject "
+                                 "it")
             continue
         off = [k for k in ("aggregate_id", "version", "type") if d.get(k) != event[k]]
         if off:
@@ -785,9 +871,10 @@ def consumer_checks(consumer: str, consumers: Sequence[str], seen: ObservedConsu
                     tap: Sequence[Row], tap_status: Row | None,
                     published: Sequence[Row], source: Sequence[Row],
                     deliveries: Sequence[Row], replica_api: Sequence[Row],
-                    excuses: Excuses) -> list[NamedCheck]:
+                    excuses: Excuses, injected: Sequence[Row] = ()) -> list[NamedCheck]:
     """The observed checks of one consumer, each as (name, thunk) so the caller can run
-    each one safely."""
+    each one safely. `tap`: what the system under test put on the broker
+    (`broker_carried`); `injected`: the events the harness made up (`injected_events`)."""
     repairs = Repairs.from_reports(seen.resyncs)
     windows = excuses.windows_for(consumer, consumers)
     return [
@@ -801,5 +888,5 @@ def consumer_checks(consumer: str, consumers: Sequence[str], seen: ObservedConsu
             seen.samples, seen.sample_reads, published, tap, deliveries, excuses, windows)),
         ("log_matches_observation", lambda: log_matches_observation(
             deliveries, tap, published, seen.replica_db, seen.samples, seen.sample_reads,
-            repairs.rewritten)),
+            repairs.rewritten, injected)),
     ]

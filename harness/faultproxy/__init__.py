@@ -26,7 +26,8 @@ Other deliberate differences from Toxiproxy 2.12:
 * The toxics of one direction run in a single task per connection, not one goroutine each:
   data order and per-toxic delays are the same, but with several waiting toxics in one
   direction a chunk held by a later toxic delays the next chunk's turn at an earlier one.
-  Reads are up to 256 KiB (Toxiproxy: 32 KiB), which is the chunk size toxics see.
+  Reads are up to 256 KiB while a toxic is active (Toxiproxy: 32 KiB), which is the
+  chunk size toxics see, and up to 1 MiB while none is.
 * JSON decoder and resolver error texts approximate Go's (same status and prefix); the
   request-id format differs; ``host:service`` ports are not resolved.
 """

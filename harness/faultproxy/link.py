@@ -176,6 +176,11 @@ class Link:
             stage.roll()
         self._direct = not self._needs_pump()
 
+    @property
+    def direct(self) -> bool:
+        """True while on the fast path (no active toxic, nothing queued)."""
+        return self._direct
+
     # -- input, called from the source protocol -----------------------------------------
     def feed_view(self, view: memoryview) -> bool:
         """Take bytes read into the source's buffer; True if ``view`` is still referenced.

@@ -14,13 +14,16 @@ from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.crash_points import POINTS as CRASH_POINT_NAMES
 from harness.contract.crash_points import service_of
 from harness.faults.base import Fault
+from harness.faults.commit_delay import CommitDelay
 from harness.faults.crash_point import CrashAtPoint
+from harness.faults.log_position import PositionBeforeLog
 from harness.faults.messages import (
     POISON_KINDS,
     BrokerDataLoss,
     DuplicateDelivery,
     PoisonMessages,
     Reorder,
+    StaleRedelivery,
 )
 from harness.faults.network import ClientProbe, LinkDown, ToxicFault
 from harness.faults.process import CrashMidBatch, KillProcess, PauseProcess, StopProcess
@@ -159,6 +162,16 @@ ACTIONS: dict[str, FaultAction] = {
         lambda ctx, req: Reorder(ctx.broker, ctx.consumer_name, req.rng), {}, ("consumer",),
         "holds the consumer's events for the fault's duration, then delivers them newest "
         "first", frozenset({caps.HOLD_AND_RELEASE})),
+    "redeliver_stale": FaultAction(
+        lambda ctx, req: StaleRedelivery(
+            ctx.broker, ctx.consumer_name,
+            lambda: ctx.recent_event_bodies(int(req.params["events"])),
+            int(req.params["count"]), req.params["settle_s"], req.rng),
+        {"events": ParamRange(300, 300), "count": ParamRange(60, 60),
+         "settle_s": ParamRange(1.0, 1.0)}, ("consumer",),
+        "produces again, under new event ids, up to `count` older versions of products "
+        "that got a newer version (written at least `settle_s` ago) among the last "
+        "`events` published", frozenset({caps.INJECT_RAW})),
     "poison": FaultAction(
         lambda ctx, req: PoisonMessages(ctx.broker, ctx.consumer_name,
                                         POISON_KINDS * int(req.params["per_kind"]), req.rng),
@@ -175,6 +188,17 @@ ACTIONS: dict[str, FaultAction] = {
         ("consumer",),
         "stops the consumer, lets a backlog build, purges (or deletes) its queue; heal "
         "starts it", frozenset({caps.LOSE_DATA})),
+    "position_before_log": FaultAction(
+        lambda ctx, req: PositionBeforeLog(
+            ctx.component("consumer"),
+            DataLossWhileDown(ctx.component("consumer"),
+                              BrokerDataLoss(ctx.broker, ctx.consumer_name, "purge"),
+                              req.params["backlog_s"])),
+        {"backlog_s": ParamRange(2.0, 2.0)}, ("consumer",),
+        "stops the consumer, lets a backlog build, makes the broker lose the log up to its "
+        "end, so the consumer's stored positions point before the log's start; heal starts "
+        "it, which must report the data loss", frozenset({caps.LOSE_DATA,
+                                                            caps.CONSUMER_GROUPS})),
     "relay_drop": FaultAction(
         lambda ctx, req: RelayMisbehaves(ctx.component("publisher"), "drop",
                                          int(req.params["count"])),
@@ -185,6 +209,13 @@ ACTIONS: dict[str, FaultAction] = {
                                          int(req.params["count"])),
         {"count": ParamRange(30, 30)}, ("publisher",),
         "the relay sends the next `count` upserts with wrong, valid-looking values"),
+    "commit_delay": FaultAction(
+        lambda ctx, req: CommitDelay(ctx.component("publisher"), int(req.params["count"]),
+                                     req.params["hold_s"]),
+        {"count": ParamRange(4, 4), "hold_s": ParamRange(1.0, 1.0)}, ("publisher",),
+        "the next `count` writes hold their transaction open `hold_s` after their outbox "
+        "insert, so later writes commit first (rows visible out of sequence order; needs "
+        "concurrent writers: PostgreSQL)"),
     "consumer_bug": FaultAction(
         lambda ctx, req: ConsumerBug(ctx.component("consumer")), {}, ("consumer",),
         "deploys a consumer defect (names truncated in every write); heal deploys the fix"),

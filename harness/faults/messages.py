@@ -1,9 +1,13 @@
-"""Message faults: duplicates, reordering, poison messages and broker data loss.
+"""Message faults: duplicates, reordering, stale re-delivery, poison messages and broker
+data loss.
 
 They act on one consumer's subscription through the BrokerAdapter only, so they run
 unchanged on any broker an adapter exists for. What each did is kept on the object
 (counts, expected dead-letter reasons) for checkers to compare against what the consumer
-reports.
+reports. A fault that puts bytes on the broker itself records them (`injected` in its
+details(): each body's sha256, and whether every reader of the stream reads them, as on
+Kafka), so the checks resting on the broker tap can leave the harness's own messages out
+of what the system under test put on the broker, and can see that the tap read them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, replace
 from typing import Any, Literal
 
 from harness.brokers.base import BrokerAdapter
@@ -25,6 +30,20 @@ from harness.faults.base import Evidence, Fault
 
 EventSource = Callable[[], list[bytes]]
 DataLossHow = Literal["purge", "delete"]
+
+
+def _readers(adapter: BrokerAdapter, consumer_name: str) -> str:
+    """Who reads what the fault injected, for its evidence."""
+    return (f"the topic {consumer_name} reads (every reader reads them)"
+            if adapter.raw_reaches_every_reader else consumer_name)
+
+
+def injection_record(adapter: BrokerAdapter, bodies: Iterable[bytes]) -> dict[str, Any]:
+    """The record of bytes a fault put on the broker (its details' `injected`): one sha256
+    per message, as the tap digests each one, and whether every reader of the event
+    stream (the tap included) reads them or only the consumer they were meant for."""
+    return {"digests": [hashlib.sha256(body).hexdigest() for body in bodies],
+            "reaches_every_reader": adapter.raw_reaches_every_reader}
 
 
 class DuplicateDelivery(Fault):
@@ -52,6 +71,7 @@ class DuplicateDelivery(Fault):
         self.events = 0
         self.published = 0
         self.event_ids: list[str] = []
+        self._injected: dict[str, Any] = injection_record(adapter, ())
         self._injected_at = 0.0
 
     def inject(self) -> None:
@@ -62,6 +82,7 @@ class DuplicateDelivery(Fault):
         self.events = len(bodies)
         self.published = len(duplicates)
         self.event_ids = [env.decode(body).event_id for body in bodies]
+        self._injected = injection_record(self.adapter, duplicates)
 
     def heal(self) -> None:
         """Nothing to undo: the duplicates are meant to be consumed."""
@@ -70,12 +91,14 @@ class DuplicateDelivery(Fault):
         return {"log_effect": {
             "outcome": outcomes.DEDUPLICATED, "after": self._injected_at,
             "at_least": self.published, "event_ids": list(self.event_ids),
-            "since": f"{self.published} duplicates of them were published"}}
+            "since": f"{self.published} duplicates of them were published"},
+            "injected": self._injected}
 
     def evidence(self) -> Evidence:
         return Evidence(self.published > 0,
                         f"published {self.published} duplicates ({self.copies} extra copies "
-                        f"of {self.events} events) to {self.consumer_name}")
+                        f"of {self.events} events) to "
+                        f"{_readers(self.adapter, self.consumer_name)}")
 
 
 class Reorder(Fault):
@@ -114,6 +137,88 @@ class Reorder(Fault):
         return Evidence(self._diverted and self.released >= 2,
                         f"held {self.released} messages for {self.consumer_name} and "
                         f"released them in reversed order")
+
+
+def stale_candidates(events: Sequence[env.Envelope], newer_before: float
+                     ) -> list[env.Envelope]:
+    """The events of `events` whose aggregate has a newer version among them that was
+    written by `newer_before` (so the relay has had time to put it on the broker), oldest
+    first."""
+    newest: dict[str, int] = {}
+    for event in events:
+        if event.occurred_at <= newer_before:
+            newest[event.aggregate_id] = max(event.version,
+                                             newest.get(event.aggregate_id, event.version))
+    return sorted((e for e in events if e.version < newest.get(e.aggregate_id, e.version)),
+                  key=lambda e: e.sequence)
+
+
+class StaleRedelivery(Fault):
+    """Produce older versions of recent events again, after their newer versions: what
+    reordering looks like on a log that keeps each aggregate's order (Kafka), and works
+    on any broker that takes raw bytes.
+
+    Each is the published event with a new event_id, as a replay by another path mints
+    them (a backfill job, a second relay, a connector restarted from an old checkpoint):
+    the inbox cannot recognise it, so only the consumer's version check keeps the replica
+    from going back. An exact copy would be deduplicated before any version check (that
+    is the `duplicate` fault). Chosen with `rng` among the events from `source()` whose
+    aggregate has a newer version there written at least `settle_s` before the injection.
+    Felt when the consumer's log shows every one of them stale after the injection
+    (`log_effect` in details()); where every reader reads them, the tap must show each
+    after a newer version of its product.
+    """
+
+    slows_replication = False
+
+    def __init__(self, adapter: BrokerAdapter, consumer_name: str, source: EventSource,
+                 count: int, settle_s: float, rng: random.Random) -> None:
+        if count < 1:
+            raise ConfigError("count", f"must be at least 1, got {count}",
+                              "produce one or more older versions again")
+        self.adapter = adapter
+        self.consumer_name = consumer_name
+        self.source = source
+        self.count = count
+        self.settle_s = settle_s
+        self.rng = rng
+        self.name = f"stale_redelivery:{consumer_name}"
+        self.candidates = 0
+        self.events: list[env.Envelope] = []  # as produced, with their new event ids
+        self._injected: dict[str, Any] = injection_record(adapter, ())
+        self._injected_at = 0.0
+
+    def inject(self) -> None:
+        recent = [env.decode(body) for body in self.source()]
+        candidates = stale_candidates(recent, time.time() - self.settle_s)
+        chosen = sorted(self.rng.sample(candidates, min(self.count, len(candidates))),
+                        key=lambda e: e.sequence)
+        self.events = [replace(e, event_id=str(uuid.UUID(int=self.rng.getrandbits(128),
+                                                         version=4)))
+                       for e in chosen]
+        bodies = [e.encode() for e in self.events]
+        self._injected_at = time.time()  # the consumer's log is judged from here on
+        self.adapter.publish_raw(self.consumer_name, bodies)
+        self.candidates = len(candidates)
+        self._injected = {**injection_record(self.adapter, bodies),
+                          "events": [asdict(e) for e in self.events]}
+
+    def heal(self) -> None:
+        """Nothing to undo: the stale events are meant to be consumed (and refused)."""
+
+    def details(self) -> dict[str, Any]:
+        return {"log_effect": {
+            "outcome": outcomes.STALE, "after": self._injected_at,
+            "at_least": len(self.events), "event_ids": [e.event_id for e in self.events],
+            "since": f"{len(self.events)} older versions were produced again, under new "
+                     "event ids, after newer ones"},
+            "injected": self._injected}
+
+    def evidence(self) -> Evidence:
+        return Evidence(bool(self.events),
+                        f"produced {len(self.events)} older versions of recent events again "
+                        f"(of {self.candidates} with a newer version) to "
+                        f"{_readers(self.adapter, self.consumer_name)}")
 
 
 # Every kind of poison message, and a substring of the reason `envelope.decode` gives.
@@ -205,6 +310,7 @@ class PoisonMessages(Fault):
         self.expected_reasons = {kind: POISON_REASONS[kind] for kind in self.kinds}
         self.injected: dict[str, int] = {}
         self.by_digest: dict[str, str] = {}
+        self._injected: dict[str, Any] = injection_record(adapter, ())
 
     def bodies(self) -> list[tuple[str, bytes]]:
         """Fresh (kind, body) pairs, one per entry of `kinds`."""
@@ -215,18 +321,21 @@ class PoisonMessages(Fault):
         self.adapter.publish_raw(self.consumer_name, [body for _, body in batch])
         self.injected = dict(Counter(kind for kind, _ in batch))
         self.by_digest = {hashlib.sha256(body).hexdigest(): kind for kind, body in batch}
+        self._injected = injection_record(self.adapter, [body for _, body in batch])
 
     def heal(self) -> None:
         """Nothing to undo: the consumer is expected to dead-letter them."""
 
     def details(self) -> dict[str, Any]:
-        return {"poison": dict(self.injected), "expected_reasons": dict(self.expected_reasons)}
+        return {"poison": dict(self.injected), "expected_reasons": dict(self.expected_reasons),
+                "injected": self._injected}
 
     def evidence(self) -> Evidence:
         total = sum(self.injected.values())
         counts = ", ".join(f"{k}={n}" for k, n in sorted(self.injected.items()))
         return Evidence(total == len(self.kinds),
-                        f"published {total} poison messages to {self.consumer_name}"
+                        f"published {total} poison messages to "
+                        f"{_readers(self.adapter, self.consumer_name)}"
                         + (f" ({counts})" if counts else ""))
 
 

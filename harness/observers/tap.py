@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.contract import envelope
@@ -79,6 +79,9 @@ class TapStatus:
     # The subscription vanished at the broker while the tap ran (it re-created it): events
     # published meanwhile may be missing from the records.
     subscription_lost: bool = False
+    # Offsets the broker's log skipped and, asked, showed to hold no record (a hole it left,
+    # not events lost before the tap read them): what it answered, per gap.
+    offset_gaps: list[str] = field(default_factory=list)
     drained: bool = False  # every message the broker held for the tap was recorded
 
     @property

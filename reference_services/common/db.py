@@ -4,6 +4,15 @@ SQLite is the embedded default. Two engines share one file: writes start with
 BEGIN IMMEDIATE so two writers queue on the busy timeout instead of failing with
 "database is locked" when a read transaction tries to upgrade; reads use plain BEGIN and,
 thanks to WAL, never block the writer.
+
+PostgreSQL (`postgresql+psycopg://`, psycopg 3): readers run REPEATABLE READ, so every
+statement of a read transaction (a summary and its high-water mark, an export) sees one
+snapshot, as a SQLite read transaction does. Writers run READ COMMITTED and, by default,
+one at a time per database, as on SQLite: each write transaction first takes a
+transaction-level advisory lock. The consumer relies on that (its batches read rows,
+decide, and write them back, from any of its processes). A service whose writers lock
+what they change themselves can run them concurrently (`serial_writers=False`: the
+publisher, whose outbox readers then cope with commits out of sequence order).
 """
 
 from __future__ import annotations
@@ -12,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+
+# Advisory lock keys are per database, so one key serves every service.
+WRITER_LOCK = 0x52434831  # "RCH1"
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,22 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
     return engine
 
 
-def make_engines(url: str) -> Engines:
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def make_engines(url: str, serial_writers: bool = True) -> Engines:
     if url.startswith("sqlite"):
+        # SQLite has one writer at a time whatever is asked.
         return Engines(writer=_sqlite_engine(url, "BEGIN IMMEDIATE"),
                        reader=_sqlite_engine(url, "BEGIN"))
-    engine = create_engine(url, pool_size=8, max_overflow=8)
-    return Engines(writer=engine, reader=engine)
+    writer = create_engine(url, pool_size=8, max_overflow=8)
+    if serial_writers:
+        @event.listens_for(writer, "begin")
+        def _one_writer(conn: Any) -> None:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+
+    # An engine of its own: the writers' lock must not apply to readers.
+    reader = create_engine(url, pool_size=8, max_overflow=8,
+                           isolation_level="REPEATABLE READ")
+    return Engines(writer=writer, reader=reader)

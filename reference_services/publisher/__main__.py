@@ -11,12 +11,13 @@ from reference_services.common import kafka
 from reference_services.common.db import make_engines
 from reference_services.common.http import serve_until_signalled
 from reference_services.publisher.app import create_app
+from reference_services.publisher.commit_delay import CommitDelay, add_commit_delay_routes
 from reference_services.publisher.direct_publisher import DirectPublisher, EventPublisher
 from reference_services.publisher.kafka_publisher import KafkaDirectPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import ProductStore
 
-VARIANTS = ("none", "mark_sent_before_confirm", "dual_write")
+VARIANTS = ("none", "mark_sent_before_confirm", "dual_write", "relay_by_sequence_only")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:  # here, not later inside the relay's thread
             parser.error(str(exc))
 
-    store = ProductStore(make_engines(args.db_url))
+    if args.variant == "relay_by_sequence_only" and args.db_url.startswith("sqlite"):
+        # One writer at a time: sequence order is commit order, so the bug cannot show.
+        parser.error("variant relay_by_sequence_only exists only on PostgreSQL "
+                     "(--db-url postgresql+psycopg://...)")
+    commit_delay = CommitDelay()
+    # Concurrent writers: each locks the product row it changes (store.py).
+    store = ProductStore(make_engines(args.db_url, serial_writers=False), commit_delay)
     relay = Relay(store, args.broker_url, batch_size=args.relay_batch_size,
                   variant=args.variant)
     direct: EventPublisher | None = None
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         relay.start()
     app = create_app(store, relay, args.variant, direct)
+    add_commit_delay_routes(app, commit_delay)
     serve_until_signalled(app, args.host, args.port, relay.stop,
                           "publisher")
     return 0

@@ -69,7 +69,14 @@ class KafkaBatchPublisher:
         except (KafkaException, BufferError) as exc:
             raise PublishError(f"cannot queue the batch: {exc}") from exc
         # Every record times out (message.timeout.ms) by then, so each has its report.
-        unreported = producer.flush(self._timeout_s + 1.0)
+        try:
+            unreported = producer.flush(self._timeout_s + 1.0)
+        except KafkaException as exc:
+            # A fatal error (e.g. the idempotent producer's sequence lost) is raised here
+            # rather than reported per record: the relay replaces the producer and the
+            # rows, still unsent, go out again.
+            self._fatal = str(exc)
+            raise PublishError(f"producer failed: {exc}") from exc
         if self._fatal:
             raise PublishError(f"producer failed: {self._fatal}")
         if unreported:

@@ -37,7 +37,9 @@ products = Table(
 outbox = Table(
     "outbox",
     metadata,
-    # The publisher-wide sequence: SQLite serialises writers, so seq order is commit order.
+    # The publisher-wide sequence. SQLite serialises writers, so there seq order is commit
+    # order; on PostgreSQL it is not (see store.py: how the relay and high-water marks
+    # cope).
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("event_id", String(36), nullable=False, unique=True),
     Column("type", String(32), nullable=False),

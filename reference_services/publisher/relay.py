@@ -2,6 +2,11 @@
 the broker confirmed them. A crash anywhere leaves unconfirmed rows unsent, so they are
 published again after restart (at-least-once; consumers dedupe by event_id).
 
+It reads the rows *not marked sent*, whatever their sequence numbers: on a database with
+concurrent writers (PostgreSQL) a row with a lower number can commit after a higher one
+was published, and a later poll still finds it. Reading "after the last number sent"
+would skip it for good (variant relay_by_sequence_only).
+
 One loop for every broker: the broker URL's scheme picks the client (RabbitMQ publisher
 confirms, or Kafka delivery reports from an idempotent producer) and the routing key
 (`products.<id>`, or the aggregate id as the Kafka record key)."""
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from reference_services.common import kafka, rabbitmq
 from reference_services.common.crashpoints import CRASH_POINTS
@@ -79,6 +84,8 @@ class Relay:
         self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
         self._new_publisher, self._routing_key = publisher_for(broker_url)
         self._publisher: BatchPublisher | None = None
+        # Variant relay_by_sequence_only: the highest sequence marked sent.
+        self._position: int | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -130,7 +137,7 @@ class Relay:
         publisher = self._ensure_publisher()
         self.stats.connected = True
         with self.store.engines.reader.connect() as conn:
-            rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None))
+            rows = conn.execute(select(outbox).where(self._unsent())
                                 .order_by(outbox.c.seq).limit(self.batch_size)).all()
         if not rows:
             return 0
@@ -162,5 +169,17 @@ class Relay:
         self.stats.last_published_seq = rows[-1].seq
         return len(rows)
 
+    def _unsent(self) -> ColumnElement[bool]:
+        if self.variant == "relay_by_sequence_only":
+            # BUG (variant): "after the last sequence I sent" (the relay's position,
+            # resumed after a restart from the highest row marked sent). A row whose
+            # transaction commits after a higher-numbered one was published is never read.
+            if self._position is None:
+                self._position = self.store.last_sent_seq()
+            return outbox.c.seq > self._position
+        return outbox.c.sent_at.is_(None)
+
     def _mark_sent(self, seqs: list[int]) -> None:
         self.store.mark_sent(seqs)
+        if self.variant == "relay_by_sequence_only" and seqs:
+            self._position = max(self._position or 0, *seqs)

@@ -1,20 +1,36 @@
 """Product writes: each one changes the entity and appends its event to the outbox in the
-same database transaction, so an event exists if and only if its change committed."""
+same database transaction, so an event exists if and only if its change committed.
+
+Sequence order is not commit order on PostgreSQL: a writer takes its sequence number when
+it inserts its outbox row and commits a moment later, so a row with a lower number can
+become visible after one with a higher number. What that means for readers of the outbox
+(docs/architecture.md, "Outbox order on PostgreSQL"):
+
+- the relay reads rows *not yet marked sent*, never "after the last number I sent", so a
+  row committed late is simply found by a later poll;
+- a high-water mark H (snapshot, export, and the pages of GET /events) must promise that
+  nothing at or below H can still appear. On PostgreSQL every writer holds a shared
+  advisory lock from just before it takes its number until it commits, and a reader of H
+  takes the same lock exclusively while its snapshot is taken: at that instant no number
+  is in flight, so every number up to the highest it sees has committed or rolled back.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from harness.contract import envelope as env
 from harness.contract.dataset import row_hash_parts
-from reference_services.common.db import Engines
+from reference_services.common.db import Engines, is_postgres
 from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
+from reference_services.publisher.commit_delay import CommitDelay
 from reference_services.publisher.models import metadata, outbox, products
 
 EDITABLE_FIELDS = ("name", "category", "price", "restricted_note")
@@ -27,6 +43,8 @@ INT_MAX = 2**31 - 1
 # Lowest value per number field: a negative price means nothing; stock may go below zero
 # (backorders: the workload's deltas do it), down to what the column holds.
 INT_MIN = {"price": 0, "stock": -INT_MAX}
+# The advisory lock key (any bigint) guarding "number taken, not yet committed".
+SEQUENCE_LOCK = 0x52434830  # "RCH0"
 
 
 class NotFound(LookupError):
@@ -89,13 +107,22 @@ def _validate(fields: dict[str, Any], required: bool) -> dict[str, Any]:
 
 
 class ProductStore:
-    def __init__(self, engines: Engines) -> None:
+    def __init__(self, engines: Engines, commit_delay: CommitDelay | None = None) -> None:
         self.engines = engines
+        self.postgres = is_postgres(engines.writer)
+        # Fault hook (scenario outbox_commit_order): holds some transactions open between
+        # their outbox insert and their commit.
+        self.commit_delay = commit_delay or CommitDelay()
         metadata.create_all(engines.writer)
 
     def _append_event(self, conn: Connection, kind: str, product: dict[str, Any],
                       payload: dict[str, Any]) -> tuple[str, int]:
         event_id = env.new_event_id()
+        if self.postgres:
+            # Held until commit: no reader of a high-water mark takes its snapshot while
+            # this transaction holds a sequence number (module docstring).
+            conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"),
+                         {"key": SEQUENCE_LOCK})
         result = conn.execute(insert(outbox).values(
             event_id=event_id,
             type=kind,
@@ -107,10 +134,21 @@ class ProductStore:
         ))
         seq = result.inserted_primary_key
         assert seq is not None
+        self.commit_delay.hold(lambda: self._committed_after(int(seq[0])))
         return event_id, int(seq[0])
 
-    def _load_live(self, conn: Connection, product_id: int) -> Any:
-        row = conn.execute(select(products).where(products.c.id == product_id)).first()
+    def _committed_after(self, seq: int) -> int:
+        # Another session: it sees what others committed, not this open transaction.
+        with self.engines.reader.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(outbox)
+                                    .where(outbox.c.seq > seq)).scalar_one())
+
+    def _load_live(self, conn: Connection, product_id: int, for_update: bool = False) -> Any:
+        query = select(products).where(products.c.id == product_id)
+        # A writer locks the row it is about to change, or two concurrent writers on
+        # PostgreSQL would both build version v+1 from v (SQLite has one writer at a time
+        # and renders no FOR UPDATE).
+        row = conn.execute(query.with_for_update() if for_update else query).first()
         if row is None:
             raise NotFound(f"product {product_id} not found")
         if row.deleted:
@@ -137,7 +175,7 @@ class ProductStore:
         if not clean:
             raise InvalidInput(f"nothing to update: give one of {', '.join(EDITABLE_FIELDS)}")
         with self.engines.writer.begin() as conn:
-            row = self._load_live(conn, product_id)
+            row = self._load_live(conn, product_id, for_update=True)
             product = {**product_dict(row), **clean, "version": row.version + 1}
             conn.execute(update(products).where(products.c.id == product_id)
                          .values(**clean, version=product["version"], **_hashes(product)))
@@ -147,7 +185,7 @@ class ProductStore:
 
     def delete(self, product_id: int) -> WriteResult:
         with self.engines.writer.begin() as conn:
-            row = self._load_live(conn, product_id)
+            row = self._load_live(conn, product_id, for_update=True)
             product = {**product_dict(row), "version": row.version + 1}
             conn.execute(update(products).where(products.c.id == product_id)
                          .values(deleted=True, version=product["version"]))
@@ -158,7 +196,7 @@ class ProductStore:
         if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
             raise InvalidInput("field delta must be a non-zero int")
         with self.engines.writer.begin() as conn:
-            row = self._load_live(conn, product_id)
+            row = self._load_live(conn, product_id, for_update=True)
             # Raised inside the transaction: nothing is written.
             if not INT_MIN["stock"] <= row.stock + delta <= INT_MAX:
                 raise InvalidInput(f"delta {delta} would take stock {row.stock} out of "
@@ -186,10 +224,32 @@ class ProductStore:
     def _high_water_mark(conn: Connection) -> int:
         return int(conn.execute(select(func.coalesce(func.max(outbox.c.seq), 0))).scalar_one())
 
+    @contextmanager
+    def _stable_read(self) -> Iterator[tuple[Connection, int]]:
+        """A read transaction and the high-water mark H it is consistent with: every outbox
+        row numbered H or lower that will ever commit is visible in it (module docstring)."""
+        with self.engines.reader.connect() as conn:
+            if not self.postgres:
+                yield conn, self._high_water_mark(conn)  # one writer at a time: no gaps
+                conn.commit()
+                return
+            try:
+                # A session lock, taken in a transaction of its own: the snapshot must be
+                # taken after it is granted, by the next transaction's first statement.
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SEQUENCE_LOCK})
+                conn.commit()
+                hwm = self._high_water_mark(conn)
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SEQUENCE_LOCK})
+            except BaseException:
+                # Never return a connection to the pool that may still hold the lock.
+                conn.invalidate()
+                raise
+            yield conn, hwm
+            conn.commit()
+
     def snapshot(self) -> dict[str, Any]:
         """Summary of the live dataset, consistent with the returned outbox high-water mark."""
-        with self.engines.reader.begin() as conn:
-            hwm = self._high_water_mark(conn)
+        with self._stable_read() as (conn, hwm):
             summary = table_summary(conn, products)
             bounds = id_bounds(conn, products)
         return {**summary, "high_water_mark": hwm, "id_range": list(bounds)}
@@ -208,14 +268,15 @@ class ProductStore:
 
     def export(self) -> tuple[int, list[dict[str, Any]]]:
         """Every live product, read in the same transaction as the high-water mark."""
-        with self.engines.reader.begin() as conn:
-            hwm = self._high_water_mark(conn)
+        with self._stable_read() as (conn, hwm):
             rows = [row for _, row in self._live_rows(conn)]
         return hwm, rows
 
     def events_after(self, seq: int, limit: int) -> list[dict[str, Any]]:
-        with self.engines.reader.connect() as conn:
-            rows = conn.execute(select(outbox).where(outbox.c.seq > seq)
+        """Up to `limit` events after `seq`, none above a stable high-water mark: a reader
+        that pages on with the last sequence it got skips nothing committed late."""
+        with self._stable_read() as (conn, hwm):
+            rows = conn.execute(select(outbox).where(outbox.c.seq > seq, outbox.c.seq <= hwm)
                                 .order_by(outbox.c.seq).limit(limit)).all()
         return [outbox_event(row) | {"sent_at": row.sent_at} for row in rows]
 
@@ -223,6 +284,12 @@ class ProductStore:
         with self.engines.reader.connect() as conn:
             return envelope_from_row(conn.execute(select(outbox).where(outbox.c.seq == seq))
                                      .one())
+
+    def last_sent_seq(self) -> int:
+        """The highest sequence marked sent (0 when none is)."""
+        with self.engines.reader.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(outbox.c.seq), 0))
+                                    .where(outbox.c.sent_at.is_not(None))).scalar_one())
 
     def mark_sent(self, seqs: list[int]) -> None:
         now = time.time()

@@ -11,6 +11,7 @@ import pytest
 from harness import cli
 from harness.brokers.registry import broker_plugin
 from harness.session import load_catalogue
+from harness.variants import VARIANTS
 from tests.integration.test_catalogue_rabbitmq import run_one
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -20,29 +21,23 @@ SEED = 818181
 RUN_HERE = ("steady_state", "consumer_crash", "relay_crash_points",
             "consumer_down_long", "broker_outage_pause", "network_faults_relay",
             "link_partition", "publisher_skips_events",
-            "publisher_skips_events_auto", "consumer_bug", "late_joiner", "publisher_crash")
-# Applicable on Kafka, not (yet) reliable there: none may be left out silently.
-LEFT_OUT = {
-    "broker_outage_kill": "after the restart the tap saw offsets skipped (10 at once) that "
-                          "it cannot tell from lost records: inconclusive, never a pass",
-    "broker_outage_stop": "as broker_outage_kill, in one run of two",
-    "fan_out": "its 'unaffected' bound (lag < 1 s) is below Tansu-on-S3's own p99 lag",
-    "broker_data_loss": "one seed of three: verification missed ids the harness found",
-    "publisher_wrong_data": "one seed of two: verification missed 1 divergent id",
-    "network_faults_publisher_api": "one seed of two: the latency fault's per-call average "
-                                    "was diluted below its bound",
-    # Passed every seed tried, but converged 14-16 s after the load against a 30 s deadline
-    # (each restart waits ~11 s for the dead member's session to expire): too little margin
-    # for CI until that wait is shortened.
-    "consumer_crash_points": "passes, but converges 14-16 s into a 30 s deadline",
-    "network_faults_consumer": "passes, but converged up to 16 s into a 30 s deadline",
-}
+            "publisher_skips_events_auto", "consumer_bug", "late_joiner", "publisher_crash",
+            "group_rebalance", "offset_reset", "duplicates", "stale_redelivery",
+            "poison_payloads", "competing_instances",
+            "broker_outage_kill", "broker_outage_stop", "fan_out", "broker_data_loss",
+            "network_faults_publisher_api", "consumer_crash_points",
+            "network_faults_consumer", "publisher_wrong_data")
+# Applicable on Kafka, not (yet) reliable there, with the reason: none may be left out
+# silently.
+LEFT_OUT: dict[str, str] = {}
 
 
 def test_every_applicable_scenario_runs_here_or_says_why_not() -> None:
     offered = broker_plugin("kafka").capabilities
+    # On the default database; the PostgreSQL-only scenario runs on Kafka in
+    # test_postgres.py.
     applicable = {name for name, scenario in load_catalogue().items()
-                  if not scenario.not_applicable_on(offered)}
+                  if not scenario.not_applicable_on(offered, "sqlite")}
     assert set(RUN_HERE) | set(LEFT_OUT) == applicable
     assert not set(RUN_HERE) & set(LEFT_OUT)
 
@@ -76,3 +71,40 @@ def test_list_names_every_scenario_kafka_cannot_run_with_a_reason(
     section = listed[listed.index("not applicable on kafka:"):]
     for name, reason in not_applicable.items():
         assert f"{name}" in section and reason in section, name
+
+
+# variant -> (scenario that must catch it on Kafka, check that must fail, words naming the
+# effect). Every variant that exists on Kafka and has a catching scenario there.
+KAFKA_VARIANT_CASES = {
+    "autocommit_offsets": ("consumer_crash", "no_lost_updates", "lost updates"),
+    "offset_reset_latest": ("group_rebalance", "no_lost_updates", "lost updates"),
+    "truncate_names": ("steady_state", "convergence", "rows differ"),
+    "log_lies_stale": ("steady_state", "log_matches_observation", "was stale"),
+    "no_dedupe": ("duplicates", "effect_once", "processed more than once"),
+    "log_lies_dedupe": ("duplicates", "log_matches_observation", "without a new version"),
+    "no_version_check": ("stale_redelivery", "no_stale_overwrite", "stale overwrites"),
+    "poison_requeue_loop": ("poison_payloads", "accounting", "dead-lettered 0"),
+    # librdkafka retries a send until its message timeout (5 s): only an outage longer
+    # than that makes a send fail, which these two bugs turn into a lost event.
+    "mark_sent_before_confirm": ("broker_outage_kill", "no_lost_updates", "lost updates"),
+    "dual_write": ("broker_outage_kill", "no_lost_updates", "lost updates"),
+}
+
+
+def test_every_kafka_variant_has_a_case() -> None:
+    caught_on_kafka = {name for name, v in VARIANTS.items() if v.caught_by("kafka")}
+    # relay_by_sequence_only needs PostgreSQL: its Kafka case is in test_postgres.py.
+    assert set(KAFKA_VARIANT_CASES) | {"relay_by_sequence_only"} == caught_on_kafka
+    for variant, (scenario, _check, _words) in KAFKA_VARIANT_CASES.items():
+        assert scenario in VARIANTS[variant].caught_by("kafka")
+
+
+@pytest.mark.parametrize("variant", sorted(KAFKA_VARIANT_CASES))
+def test_variant_is_caught_on_kafka(variant: str, leak_check: Path) -> None:
+    name, check, words = KAFKA_VARIANT_CASES[variant]
+    scenario = run_one(name, leak_check, variant=variant, converge_timeout_s=8.0,
+                       broker="kafka", seed=SEED)
+    assert scenario.verdict == "fail"
+    failed = {c.name: c for c in scenario.checks if not c.ok}
+    assert check in failed, scenario.first_failure()
+    assert words in failed[check].details

@@ -310,19 +310,34 @@ def test_a_fault_inside_an_earlier_faults_recovery_is_judged_by_its_own_evidence
 def test_unaffected_fails_when_the_other_consumer_lagged_or_lost_events() -> None:
     from harness.checkers import unaffected
 
-    window = [(AT, AT + 2.0)]
+    window = [(AT, AT + 2.0, 0.6)]  # the other consumer's fault counts as felt at +0.6 s
     published, deliveries = run(lambda t: 0.01)
-    assert unaffected(published, deliveries, window, max_lag_s=1.0).ok
+    assert unaffected(published, deliveries, window).ok
     slowed = run(lambda t: 1.5 if AT <= t <= AT + 2.0 else 0.01)
-    result = unaffected(*slowed, window, max_lag_s=1.0)
+    result = unaffected(*slowed, window)
     assert result.status == "fail"
-    assert result.details.startswith("affected by the other consumer's fault: 0 of 401 events "
-                                     "missing, worst lag 1.500s (allowed 1.0s)")
+    assert result.details.startswith(
+        "affected by the other consumer's fault: 0 of 401 events missing; this consumer's "
+        "lag reached by 25% of the 401 events written during the other consumer's fault "
+        "(2.0s): 1.500s, against 0.010s over the 400 events it processed in the 2.0s "
+        "before it, 0.600s more counts that fault as felt here")
     missing = [d for d in deliveries if d["event_id"] != "e900"]
-    assert "1 of 401 events missing" in unaffected(published, missing, window, 1.0).details
-    nothing_written = unaffected(published, deliveries, [(AT + 10, AT + 12)], 1.0)
+    assert "1 of 401 events missing" in unaffected(published, missing, window).details
+    nothing_written = unaffected(published, deliveries, [(AT + 10, AT + 12, 0.6)])
     assert nothing_written.status == "fail"
     assert nothing_written.details.startswith("no event was written while")
+
+
+def test_unaffected_judges_lag_against_the_consumers_own_lag_before_the_fault() -> None:
+    from harness.checkers import unaffected
+
+    # A broker whose ordinary lag is 2.5 s (Tansu on S3): steady, so unaffected...
+    window = [(AT, AT + 2.0, 0.6)]
+    assert unaffected(*run(lambda t: 2.5), window).ok
+    # ...but not when the other consumer's fault adds to it.
+    slowed = run(lambda t: 3.5 if AT <= t <= AT + 2.0 else 2.5)
+    result = unaffected(*slowed, window)
+    assert result.status == "fail" and "3.500s, against 2.500s" in result.details
 
 
 # -- a link with no replication traffic: the client's own counters --------------------------
@@ -344,8 +359,10 @@ class FakeLinks:
         return sorted(self.toxics)
 
 
-def throttle_seen_by(calls_ms: list[float]) -> Any:
-    """A bandwidth toxic whose client made 100 calls of 5 ms before it, then `calls_ms`."""
+def throttle_seen_by(calls_ms: list[float], toxic_type: str = "bandwidth",
+                     attributes: dict[str, Any] | None = None) -> Any:
+    """A toxic (a bandwidth one unless told) whose client made 100 calls of 5 ms before it,
+    then `calls_ms`."""
     from typing import cast
 
     from harness.faults.network import ToxicFault
@@ -354,8 +371,8 @@ def throttle_seen_by(calls_ms: list[float]) -> Any:
     counters = iter([{"runs": 100.0, "failures": 0.0, "latency_ms_total": 500.0},
                      {"runs": 100.0 + len(calls_ms), "failures": 0.0,
                       "latency_ms_total": 500.0 + sum(calls_ms)}])
-    toxic = ToxicFault(cast(Links, FakeLinks()), CONSUMER_PUBLISHER, "bandwidth", "downstream",
-                       {"rate": 1}, probe=lambda: next(counters))
+    toxic = ToxicFault(cast(Links, FakeLinks()), CONSUMER_PUBLISHER, toxic_type, "downstream",
+                       attributes or {"rate": 1}, probe=lambda: next(counters))
     toxic.inject()
     toxic.heal()
     return toxic.evidence()
@@ -371,3 +388,18 @@ def test_a_throttle_the_client_did_not_feel_is_not_verified() -> None:
     evidence = throttle_seen_by([60.0] * 5)  # slower than before, but under the 100 ms due
     assert not evidence.verified
     assert "client saw 0 failures, 60 ms per call" in evidence.description
+
+
+def test_latency_felt_by_one_call_is_verified_whatever_calls_without_it_dilute() -> None:
+    # The second call began before the toxic: the average (155 ms) is under the 240 ms due,
+    # but the calls together took 300 ms more than at the 5 ms per call before.
+    evidence = throttle_seen_by([305.0, 5.0], "latency", {"latency": 300, "jitter": 50})
+    assert evidence.verified
+    assert "155 ms per call over 2 calls, 300 ms more in all than at the 5 ms per call " \
+        "before it" in evidence.description
+
+
+def test_calls_that_gained_no_latency_do_not_verify_a_latency_toxic() -> None:
+    evidence = throttle_seen_by([6.0, 5.0, 7.0], "latency", {"latency": 300, "jitter": 50})
+    assert not evidence.verified
+    assert "3 ms more in all" in evidence.description

@@ -11,7 +11,7 @@ import pytest
 
 from harness.brokers.kafka import lag
 from harness.brokers.kafka_client import LogBounds
-from harness.brokers.kafka_tap import Seen, TapLedger
+from harness.brokers.kafka_tap import Gap, Seen, TapLedger, judge_gap
 from harness.contract import naming
 from harness.errors import SetupError
 from harness.runtime.base import Endpoint
@@ -55,12 +55,27 @@ def test_the_ledger_sees_a_replaced_log_in_different_bytes_at_a_read_offset() ->
     assert ledger.observe(2, 2, "new-c") == Seen(redelivered=False, lost="")
 
 
-def test_the_ledger_sees_skipped_offsets_as_lost_records() -> None:
+def test_the_ledger_reports_skipped_offsets_to_ask_the_broker_about() -> None:
     ledger = TapLedger()
     ledger.observe(1, 0, "a")
     seen = ledger.observe(1, 5, "f")
-    assert "skipped offsets 1..4" in seen.lost
-    assert ledger.observe(1, 6, "g").lost == ""  # the gap is reported once
+    assert seen.skipped == Gap(1, 1, 5, "f") and seen.lost == ""
+    assert ledger.observe(1, 6, "g").skipped is None  # the gap is reported once
+
+
+def test_skipped_offsets_the_broker_holds_no_record_at_are_a_hole_not_a_loss() -> None:
+    # Asked from offset 1, the broker answered with offset 5, the record the tap read.
+    assert judge_gap(Gap(1, 1, 5, "f"), 0, {5: "f"}) == ""
+
+
+def test_skipped_offsets_below_a_moved_log_start_are_lost_records() -> None:
+    reason = judge_gap(Gap(1, 1, 5, "f"), 3, {5: "f"})
+    assert "partition 1 offsets 1..4" in reason and "log now starts at offset 3" in reason
+
+
+def test_skipped_offsets_followed_by_other_bytes_or_no_answer_are_lost_records() -> None:
+    assert "other bytes" in judge_gap(Gap(1, 1, 5, "f"), 0, {5: "new"})
+    assert "no record at offset 5" in judge_gap(Gap(1, 1, 5, "f"), 0, {6: "g"})
 
 
 def test_the_first_record_of_a_partition_may_start_anywhere() -> None:

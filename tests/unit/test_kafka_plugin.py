@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.brokers import capabilities as caps
+from harness.brokers.kafka import KafkaAdapter
+from harness.brokers.rabbitmq import RabbitMQAdapter
 from harness.brokers.registry import broker_plugin
 from harness.runtime.base import Endpoint
 from harness.runtime.processes import ProcessRuntime
@@ -21,9 +23,12 @@ def test_services_get_a_kafka_url() -> None:
 
 def test_kafka_offers_only_what_its_checks_judge_correctly() -> None:
     offered = broker_plugin("kafka").capabilities
-    assert caps.LOSE_DATA in offered
-    # Raw bytes reach every consumer group, and nothing can be held back on Kafka.
-    assert not offered & {caps.INJECT_RAW, caps.HOLD_AND_RELEASE, caps.DEAD_LETTER}
+    assert {caps.LOSE_DATA, caps.INJECT_RAW, caps.DEAD_LETTER} <= offered
+    # Nothing can be held back on Kafka.
+    assert caps.HOLD_AND_RELEASE not in offered
+    # Raw bytes produced to the topic reach every consumer group, the tap's included.
+    assert KafkaAdapter.raw_reaches_every_reader
+    assert not RabbitMQAdapter.raw_reaches_every_reader
 
 
 def test_a_rabbitmq_link_goes_straight_to_the_broker(tmp_path: Path) -> None:

@@ -137,50 +137,84 @@ def junit_tree(run: RunResult) -> ET.Element:
     return ET.fromstring(render_junit(run.to_dict()))
 
 
-def test_junit_counts_tests_failures_and_errors() -> None:
-    suite = junit_tree(make_run(passed(), failed(), errored()))
-    assert suite.tag == "testsuite"
-    assert suite.get("name") == "replication-chaos-harness.rabbitmq"
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
-    assert suite.get("time") == "24.250"
-    assert [c.get("name") for c in suite.iter("testcase")] == \
+def cases(root: ET.Element) -> dict[tuple[str | None, str | None], ET.Element]:
+    """Testcases by (classname, name): (scenario, check)."""
+    return {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+
+
+def test_junit_has_one_testcase_per_check_under_its_scenario() -> None:
+    root = junit_tree(make_run(passed(), failed(), errored()))
+    assert root.tag == "testsuites"
+    assert root.get("name") == "replication-chaos-harness.rabbitmq"
+    assert [s.get("name") for s in root.iter("testsuite")] == \
         ["steady_state", "consumer_crash", "broken"]
+    assert list(cases(root)) == [
+        ("steady_state", "progress"), ("steady_state", "convergence"),
+        ("consumer_crash", "progress"), ("consumer_crash", "effect_once"),
+        ("consumer_crash", "convergence"), ("broken", "scenario")]
+    # Two failed checks, one scenario that could not run.
+    assert (root.get("tests"), root.get("failures"), root.get("errors"),
+            root.get("skipped")) == ("6", "2", "1", "0")
+    assert root.get("time") == "24.250"
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert (suites["consumer_crash"].get("tests"), suites["consumer_crash"].get("failures"),
+            suites["consumer_crash"].get("time")) == ("3", "2", "14.250")
 
 
-def test_junit_failure_element_names_the_failed_check() -> None:
-    suite = junit_tree(make_run(passed(), failed()))
-    cases = {c.get("name"): c for c in suite.iter("testcase")}
-    assert cases["steady_state"].find("failure") is None
-    assert cases["steady_state"].find("error") is None
-    failure = cases["consumer_crash"].find("failure")
+def test_junit_failed_check_is_its_own_failed_testcase() -> None:
+    by_id = cases(junit_tree(make_run(passed(), failed())))
+    for check in ("progress", "convergence"):
+        passing = by_id[("steady_state", check)]
+        assert passing.find("failure") is None and passing.find("error") is None
+    assert by_id[("consumer_crash", "progress")].find("failure") is None
+    failure = by_id[("consumer_crash", "effect_once")].find("failure")
     assert failure is not None
-    message = failure.get("message")
-    assert message is not None
-    assert message.startswith("effect_once: stock deltas not applied exactly once")
-    assert "applied more than once" in message
-    assert failure.text is not None
-    assert "convergence: replica diverges" in failure.text
-    system_out = cases["consumer_crash"].find("system-out")
-    assert system_out is not None and system_out.text is not None
-    assert "[ok] progress" in system_out.text
-    assert "[FAIL] effect_once" in system_out.text
+    assert failure.get("message") == (
+        "stock deltas not applied exactly once: 2 stock deltas applied more than once "
+        "(StockAdjusted product 3 v5 seq 11)")
+    other = by_id[("consumer_crash", "convergence")].find("failure")
+    assert other is not None
+    assert other.get("message") == "replica diverges from source: 1 rows differ"
 
 
-def test_junit_error_element_for_a_scenario_that_could_not_run() -> None:
-    suite = junit_tree(make_run(errored()))
-    error = next(suite.iter("testcase")).find("error")
+def test_junit_failure_text_carries_the_counterexample() -> None:
+    check = CheckResult("convergence", False, "1 rows differ",
+                        counterexample={"differing": {"7": {"name": ["a", "b"]}}})
+    failure = next(junit_tree(make_run(ScenarioResult("s", 1, checks=[check]))).iter(
+        "failure"))
+    assert failure.text == ('1 rows differ\ncounterexample: '
+                            '{"differing": {"7": {"name": ["a", "b"]}}}')
+
+
+def test_junit_error_testcase_for_a_scenario_that_could_not_run() -> None:
+    root = junit_tree(make_run(errored()))
+    (case,) = root.iter("testcase")
+    assert (case.get("classname"), case.get("name"), case.get("time")) == \
+        ("broken", "scenario", "0.500")
+    error = case.find("error")
     assert error is not None
     assert error.get("message") == "SetupError: rabbitmq did not start"
-    assert error.text == "SetupError: rabbitmq did not start\nlog tail"
+    assert error.text == "[setup] SetupError: rabbitmq did not start\nlog tail"
+
+
+def test_junit_an_error_after_the_checks_keeps_the_checks_and_adds_the_error() -> None:
+    scenario = passed()
+    scenario.error, scenario.error_kind = "FaultError: could not heal", "run"
+    root = junit_tree(make_run(scenario))
+    assert [c.get("name") for c in root.iter("testcase")] == \
+        ["scenario", "progress", "convergence"]
+    assert (root.get("errors"), root.get("failures")) == ("1", "0")
 
 
 def test_junit_properties_carry_seed_and_replay() -> None:
-    suite = junit_tree(make_run(failed()))
+    suite = next(junit_tree(make_run(failed())).iter("testsuite"))
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["seed"] == "4242"
     assert props["variant"] == "none"
+    assert props["verdict"] == "fail"
     assert props["replay"] == ("harness run consumer_crash --seed 4242 --broker rabbitmq "
                                "--runtime processes --variant none")
+    assert suite[0].tag == "properties"  # before the testcases, as the schema orders them
 
 
 def test_junit_message_is_truncated_and_escaped() -> None:
@@ -189,21 +223,37 @@ def test_junit_message_is_truncated_and_escaped() -> None:
     message = failure.get("message")
     assert message is not None
     assert len(message) == 500
-    assert message.startswith("c: <&\">")
+    assert message.startswith("<&\">")
 
 
 def test_junit_stays_parseable_with_control_characters_in_an_error() -> None:
     scenario = ScenarioResult("s", 1, error="ComponentStartError: broker\n\x1b[31mFATAL\x1b[0m")
-    suite = junit_tree(make_run(scenario))
-    assert suite.get("errors") == "1"
+    root = junit_tree(make_run(scenario))
+    assert root.get("errors") == "1"
+    error = next(root.iter("error"))
+    assert error.text is not None and "?[31mFATAL" in error.text
 
 
-def test_junit_failed_scenario_without_checks_has_a_failure_element() -> None:
+def test_junit_failed_scenario_without_checks_has_a_failure_testcase() -> None:
     scenario = ScenarioResult("empty", 1)
     assert scenario.verdict == "fail"
-    suite = junit_tree(make_run(scenario))
-    assert suite.get("failures") == "1"
-    assert next(suite.iter("testcase")).find("failure") is not None
+    root = junit_tree(make_run(scenario))
+    assert root.get("failures") == "1"
+    case = next(root.iter("testcase"))
+    assert case.get("name") == "scenario"
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "no check ran: the scenario proves nothing"
+
+
+def test_junit_not_applicable_scenario_is_one_skipped_testcase() -> None:
+    scenario = ScenarioResult("reordering", 1, not_applicable="needs hold and release")
+    root = junit_tree(make_run(scenario))
+    (case,) = root.iter("testcase")
+    skipped = case.find("skipped")
+    assert skipped is not None
+    assert skipped.get("message") == "not applicable on rabbitmq: needs hold and release"
+    assert (root.get("skipped"), root.get("failures"), root.get("errors")) == ("1", "0", "0")
 
 
 def test_summary_mentions_seed_verdicts_and_replay() -> None:
@@ -245,7 +295,7 @@ def test_write_and_load_reports(tmp_path: Path) -> None:
     assert data == json.loads(json.dumps(run.to_dict()))
     assert data["verdict"] == "fail"
     junit = write_junit(data, tmp_path)
-    assert ET.parse(junit).getroot().get("failures") == "1"
+    assert ET.parse(junit).getroot().get("failures") == "2"  # consumer_crash's two checks
     summary = write_summary(data, tmp_path)
     assert summary.read_text() == render_summary(data)
 
@@ -278,29 +328,28 @@ def test_scenario_line_of_a_checker_that_raised_shows_the_unknown_check() -> Non
     assert result.first_failure().startswith("effect_once: checker raised KeyError")
 
 
-def test_junit_inconclusive_is_skipped_with_the_reason() -> None:
-    suite = junit_tree(make_run(passed(), inconclusive()))
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
-            suite.get("skipped")) == ("2", "0", "0", "1")
-    case = next(c for c in suite.iter("testcase") if c.get("name") == "publisher_skips")
+def test_junit_inconclusive_check_is_skipped_with_the_reason() -> None:
+    root = junit_tree(make_run(passed(), inconclusive()))
+    assert (root.get("tests"), root.get("failures"), root.get("errors"),
+            root.get("skipped")) == ("4", "0", "0", "1")
+    by_id = cases(root)
+    assert by_id[("publisher_skips", "progress")].find("skipped") is None
+    case = by_id[("publisher_skips", "integrity_restored")]
     assert case.find("failure") is None and case.find("error") is None
     skipped = case.find("skipped")
     assert skipped is not None
-    assert skipped.get("message") == ("inconclusive: integrity_restored: nothing diverged "
-                                      "before the repair: every skipped event was healed by "
-                                      "a later write")
-    system_out = case.find("system-out")
-    assert system_out is not None and system_out.text is not None
-    assert "[INCONCLUSIVE] integrity_restored" in system_out.text
+    assert skipped.get("message") == ("inconclusive: nothing diverged before the repair: "
+                                      "every skipped event was healed by a later write")
 
 
-def test_junit_error_for_a_checker_that_raised_names_the_check() -> None:
-    suite = junit_tree(make_run(checker_raised()))
-    assert suite.get("errors") == "1"
-    error = next(suite.iter("testcase")).find("error")
+def test_junit_error_for_a_checker_that_raised_is_on_its_check() -> None:
+    root = junit_tree(make_run(checker_raised()))
+    assert (root.get("errors"), root.get("tests")) == ("1", "2")
+    by_id = cases(root)
+    assert by_id[("duplicates", "progress")].find("error") is None
+    error = by_id[("duplicates", "effect_once")].find("error")
     assert error is not None
-    assert error.get("message") == ("effect_once: checker raised KeyError: 'version' "
-                                    "(at delivery.py:120)")
+    assert error.get("message") == "checker raised KeyError: 'version' (at delivery.py:120)"
 
 
 def test_summary_shows_inconclusive_and_unknown_checks_by_status() -> None:

@@ -65,10 +65,11 @@ def setup(tmp_path: Path) -> Any:
               processed_upto: int) -> Verifier:
         with engines.writer.begin() as conn:
             applier.write_rows(conn, [{**r, "deleted": False} for r in replica])
-            if processed_upto:
+            for sequence in range(1, processed_upto + 1):  # every event up to it
                 conn.exec_driver_sql(
                     "INSERT INTO inbox (event_id, type, aggregate_id, version, sequence, raw) "
-                    "VALUES ('e', 'ProductUpserted', '1', 1, ?, '{}')", (processed_upto,))
+                    "VALUES (?, 'ProductUpserted', '1', 1, ?, '{}')",
+                    (f"e{sequence}", sequence))
         fake = FakePublisher(source, high_water_mark=10)
         client = httpx.Client(transport=httpx.MockTransport(fake.handle),
                               base_url="http://publisher")
@@ -106,6 +107,30 @@ def test_diverged_is_bisected_and_classified(setup: Any) -> None:
                                "extra": [250]}
     assert report["comparisons"] > 0
     assert set(report["sample"]["differing"]) == {17, 40, 90, 150, 250}
+
+
+def test_at_the_mark_with_earlier_events_still_arriving_is_behind(
+        setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A partitioned log: the high-water mark's event (10) was processed, 4 and 6 (on other
+    # partitions) not yet. Behind while their number changes; once it has stayed the same
+    # for IN_FLIGHT_QUIET_S they are a real gap, and the comparison judges.
+    source = [row(i) for i in range(1, 50)]
+    replica = [row(4, name="old") if r["id"] == 4 else r for r in source]
+    verifier = setup(source, replica, processed_upto=10)
+    with verifier.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM inbox WHERE sequence IN (4, 6)")
+    now = [100.0]
+    monkeypatch.setattr(verifier_module.time, "monotonic", lambda: now[0])
+    assert verifier.verify_once(bisect=True)["outcome"] == "behind"
+    now[0] += verifier_module.IN_FLIGHT_QUIET_S - 0.1
+    with verifier.engine.begin() as conn:  # 6 arrives: still filling in
+        conn.exec_driver_sql(
+            "INSERT INTO inbox (event_id, type, aggregate_id, version, sequence, raw) "
+            "VALUES ('e6', 'ProductUpserted', '1', 1, 6, '{}')")
+    assert verifier.verify_once(bisect=True)["outcome"] == "behind"
+    now[0] += verifier_module.IN_FLIGHT_QUIET_S
+    report = verifier.verify_once(bisect=True)
+    assert report["outcome"] == "diverged" and report["divergent_ids"] == [4]
 
 
 def test_unreachable_publisher_counts_a_failure(tmp_path: Path) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 from faultproxy_testkit import (
+    IO_TIMEOUT,
     PeerServer,
     connect,
     greet_and_echo,
@@ -247,3 +249,42 @@ def test_bulk_transfer_is_intact(toxiproxy: Toxiproxy, echo_server: PeerServer,
         api.post("/proxies/fx/toxics", json={"type": "noop"})
         sock.sendall(payload[len(payload) // 2 :])
         assert recv_exactly(sock, len(payload)) == payload
+
+
+def test_toxic_added_mid_stream_takes_effect_on_that_connection(
+    toxiproxy: Toxiproxy, echo_server: PeerServer
+) -> None:
+    listen = make_proxy(toxiproxy, echo_server)
+    block = b"s" * 65536
+    stop = threading.Event()
+    with connect(listen) as sock:
+
+        def send() -> None:
+            with contextlib.suppress(OSError):  # the toxic closes the connection
+                while not stop.is_set():
+                    sock.sendall(block)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        try:
+            flowed = 0
+            while flowed < 8 * 1024 * 1024:  # well under way on the no-toxic fast path
+                flowed += len(sock.recv(1 << 20))
+            toxiproxy.get_proxy("fx").add_toxic(type="limit_data", stream="downstream",
+                                                attributes={"bytes": 1000})
+            # The sender never stops by itself, so only the toxic can end this stream.
+            after, closed, deadline = 0, False, time.monotonic() + 5
+            while not closed and time.monotonic() < deadline:
+                try:
+                    chunk = sock.recv(1 << 20)
+                except ConnectionResetError:
+                    chunk = b""
+                after += len(chunk)
+                closed = not chunk
+        finally:
+            stop.set()
+            sender.join(IO_TIMEOUT)
+    assert closed, f"still streaming 5 s after limit_data was added ({after} bytes since)"
+    # What was in flight (socket buffers both ways) may still arrive; a fast path that
+    # ignored the toxic would have carried gigabytes in those seconds.
+    assert after < 64 * 1024 * 1024, after

@@ -12,7 +12,7 @@ from typing import Any
 import pika
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from harness.brokers.kafka_client import consumer_config, producer_config
+from harness.brokers.kafka_client import READER_FETCH_WAIT_MS, consumer_config, producer_config
 from harness.errors import SetupError
 
 KAFKA_BATCH = 500
@@ -111,8 +111,11 @@ class KafkaReceiver:
 
     def __init__(self, bootstrap: str, group: str, topic: str,
                  start: dict[int, int]) -> None:
+        # Fetch waits as the reference consumer's: the raw figure is the broker at its best
+        # setting for a reader that must keep up, not at a setting that starves it.
         self._consumer = Consumer(consumer_config(bootstrap, group, **{
-            "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": READER_FETCH_WAIT_MS}))
         self._consumer.assign([TopicPartition(topic, p, offset)
                                for p, offset in start.items()])
 

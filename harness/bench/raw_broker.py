@@ -31,7 +31,7 @@ from harness.errors import SetupError
 
 # The tap bench's round is exactly this measure on RabbitMQ (batched confirms to the
 # events exchange, a consumer's queue drained with prefetch and multiple acks).
-from harness.observers.bench import BENCH_CONSUMER, _bodies, _round
+from harness.observers.bench import BENCH_CONSUMER, event_bodies, publish_consume_round
 from harness.runtime.processes import ProcessRuntime
 
 WARMUP_MESSAGES = 2000
@@ -92,9 +92,9 @@ def _rabbitmq_rate(started: StartedBroker, messages: int, rounds: int) -> list[f
         channel.exchange_declare(naming.EXCHANGE, exchange_type="topic", durable=True)
         channel.queue_declare(queue, durable=True)
         channel.queue_bind(queue, naming.EXCHANGE, routing_key=naming.EVENTS_BINDING)
-        bodies = _bodies(messages)
-        _round(url, bodies[:WARMUP_MESSAGES])
-        rates = [_round(url, bodies) for _ in range(rounds)]
+        bodies = event_bodies(messages)
+        publish_consume_round(url, bodies[:WARMUP_MESSAGES])
+        rates = [publish_consume_round(url, bodies) for _ in range(rounds)]
         # Unbound and gone: the end-to-end measures that follow use a queue of their own.
         channel.queue_delete(queue)
     finally:

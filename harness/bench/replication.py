@@ -59,7 +59,6 @@ from harness.results import ScenarioResult
 from harness.session import run_scenarios
 from harness.settings import RunSettings
 
-DEFAULT_LAG_BOUND_MS = 1000.0
 # Enough to take a second or more on SQLite (tens of thousands a second on an idle disk).
 RAW_DB_TRANSACTIONS = 20_000
 QUICK_MESSAGES = 5000

@@ -86,7 +86,8 @@ def parse_rates(text: str | None) -> tuple[float, ...] | None:
 @dataclass(frozen=True)
 class Planned:
     """A scenario of the bench and what it measures: `kind` is one of RUNG, SATURATION,
-    DRAIN, RECOVERY; `fault` ("kill:broker") and `repeat` for a RECOVERY."""
+    DRAIN, RECOVERY; `fault` ("kill:broker") for a DRAIN or RECOVERY, `repeat` for a
+    RECOVERY."""
 
     scenario: Scenario
     kind: str
@@ -143,7 +144,7 @@ def drain(load_s: float) -> Planned:
         workload=workload,
         faults=(FaultStep("link_down", RELAY_BROKER, at_s=FAULT_AT_S, duration_s=down_s),),
         converge_timeout_s=CONVERGE_TIMEOUT_S)
-    return Planned(scenario, DRAIN, LOAD_RATE)
+    return Planned(scenario, DRAIN, LOAD_RATE, f"link_down:{RELAY_BROKER}")
 
 
 def recovery(action: str, target: str, repeat: int) -> Planned:

@@ -40,7 +40,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from harness.brokers.kafka_client import PROBE_GROUP, consumer_config
+from harness.brokers.kafka_client import PROBE_GROUP, READER_FETCH_WAIT_MS, consumer_config
 from harness.errors import BrokerError, HarnessError
 from harness.observers.tap import BrokerTap, record_message
 
@@ -54,12 +54,9 @@ GAP_SETTLE_S = 1.0
 GAP_PROBE_S = 5.0  # how long one question about a gap waits for the broker's answer
 GAP_ASKS = 3  # questions left unanswered before the skipped offsets count as lost
 _OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
-# How long the broker may hold the tap's fetches. Tansu on S3 holds each fetch this long and
-# returns only what it read from the store within it: at the clients' usual 50 ms a reader
-# behind by older batches gets ~9 records/s (one reader, batches of 4 records), at 200 ms
-# 200/s, at 500 ms 360/s. The tap is behind after every broker restart, and must catch up
-# before a purge and at the end; when it records an event enters no verdict.
-TAP_FETCH_WAIT_MS = 300
+# The tap is behind after every broker restart, and must catch up before a purge and at
+# the end (when it records an event enters no verdict): it reads as a catching-up reader.
+TAP_FETCH_WAIT_MS = READER_FETCH_WAIT_MS
 
 
 @dataclass(frozen=True)

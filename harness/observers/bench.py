@@ -48,7 +48,7 @@ class TapBench:
         return asdict(self)
 
 
-def _bodies(count: int) -> list[tuple[str, bytes]]:
+def event_bodies(count: int) -> list[tuple[str, bytes]]:
     """Product events about the size of the real ones: (routing key, body)."""
     return [(naming.routing_key(str(i % 500)),
              env.Envelope(f"bench-{i}", env.STOCK_ADJUSTED, str(i % 500), i + 1, i + 1,
@@ -123,7 +123,7 @@ class _BatchPublisher:
         self._thread.join(5)
 
 
-def _round(url: str, bodies: Sequence[tuple[str, bytes]]) -> float:
+def publish_consume_round(url: str, bodies: Sequence[tuple[str, bytes]]) -> float:
     """Publish every body (batched confirms) and drain the consumer's queue: msgs/s."""
     publisher = _BatchPublisher(url)
     consumer = pika.BlockingConnection(pika.URLParameters(url))
@@ -170,14 +170,14 @@ def run_tap_bench(work_dir: Path, messages: int = 20_000, repeats: int = 3,
         channel.queue_declare(naming.queue_name(BENCH_CONSUMER), durable=True)
         channel.queue_bind(naming.queue_name(BENCH_CONSUMER), naming.EXCHANGE,
                            routing_key=naming.EVENTS_BINDING)
-        bodies = _bodies(messages)
-        _round(broker.amqp_url, bodies[:2000])  # warm-up
+        bodies = event_bodies(messages)
+        publish_consume_round(broker.amqp_url, bodies[:2000])  # warm-up
         for number in range(1, repeats + 1):
-            rates["without"].append(_round(broker.amqp_url, bodies))
+            rates["without"].append(publish_consume_round(broker.amqp_url, bodies))
             tap = adapter.open_tap(f"bench-{number}")
             tap.start()
             try:
-                rates["with"].append(_round(broker.amqp_url, bodies))
+                rates["with"].append(publish_consume_round(broker.amqp_url, bodies))
                 tap.drain(30.0)
                 recorded_all &= len({r["event_id"] for r in tap.records()}) == messages
             finally:

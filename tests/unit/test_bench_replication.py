@@ -75,6 +75,7 @@ def test_the_drain_keeps_the_relay_cut_until_after_the_last_write() -> None:
     workload = built.scenario.workload
     last_write_due = workload.max_ops / workload.rate_per_s
     assert (step.action, step.target) == ("link_down", "relay_broker")
+    assert built.fault == "link_down:relay_broker"
     assert step.at_s + step.duration_s == pytest.approx(
         last_write_due + plan.DRAIN_HEAL_AFTER_LOAD_S)
 

@@ -125,10 +125,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from harness.reporting import load_run_json, render_summary
 
     path = Path(args.path)
+    if path.name == "bench.json" or (path.is_dir() and not (path / "run.json").exists()
+                                     and (path / "bench.json").is_file()):
+        return _bench_report(path.parent if path.name == "bench.json" else path, args.html)
     if path.is_dir():
         path = path / "run.json"
     if not path.exists():
-        raise SetupError(f"{path} does not exist: give a report directory or its run.json")
+        raise SetupError(f"{path} does not exist: give a report directory or its run.json, "
+                         "or a bench folder")
     run = load_run_json(path)
     if args.html:
         from harness.reporting.html import write_html
@@ -136,6 +140,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"report: {write_html(run, path.parent)}")
         return EXIT_PASS
     sys.stdout.write(render_summary(run))
+    return EXIT_PASS
+
+
+def _bench_report(bench_dir: Path, html: bool) -> int:
+    """A `harness bench` folder: its figures printed, or its index.html drawn again."""
+    from harness.reporting.bench_html import load_bench, render_bench_text, write_bench_html
+
+    data = load_bench(bench_dir)
+    if html:
+        print(f"report: {write_bench_html(data, bench_dir)}")
+    else:
+        sys.stdout.write(render_bench_text(data))
     return EXIT_PASS
 
 
@@ -247,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks (ratios against the raw part, same run)")
     bench.add_argument("what", choices=sorted(_benches()) or ["proxy", "integrity", "resync"])
-    bench.add_argument("--rows", type=int, default=100_000, help="resync: dataset size")
+    bench.add_argument("--rows", type=int, default=None,
+                       help="integrity, resync: dataset size (default: integrity 100000 "
+                            "and 1000000, resync 100000)")
+    bench.add_argument("--k", default=None,
+                       help="integrity: divergent rows, e.g. 1,10,100 (default); resync: "
+                            "ids per partial resync, e.g. 100,1000 (default)")
     bench.add_argument("--messages", type=int, default=20000)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--path", choices=("all", "tcp", "amqp-fast", "amqp-confirmed"),
@@ -256,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--broker", choices=BROKERS, default=None,
                        help="proxy, lag, replication: the broker measured (default: rabbitmq)")
     bench.add_argument("--rate", type=float, default=200.0,
-                       help="lag: writes (and raw messages) per second")
+                       help="lag: writes (and raw messages) per second; resync: updates "
+                            "per second while it measures under load")
     bench.add_argument("--duration-s", type=float, default=10.0,
                        help="lag: seconds of load, raw and through the pipeline")
     bench.add_argument("--seed", type=int, default=None,
@@ -292,11 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--full", action="store_true", help="full resync (export + catch-up)")
     resync.set_defaults(func=_cmd_resync)
 
-    report = sub.add_parser("report", help="print the summary of a stored run")
-    report.add_argument("path", help="reports/<run_id> or its run.json")
+    report = sub.add_parser("report", help="print the summary of a stored run or bench")
+    report.add_argument("path", help="reports/<run_id> or its run.json, or a bench's "
+                                     "reports/bench-<time>")
     report.add_argument("--html", action="store_true",
                         help="render its index.html again (from run.json and the scenario "
-                             "folders) instead of printing the summary")
+                             "folders, or a bench's from bench.json) instead of printing "
+                             "the summary")
     report.set_defaults(func=_cmd_report)
 
     check = sub.add_parser(

@@ -27,7 +27,7 @@ from harness.faults.catalogue import ACTIONS, FaultRequest
 from harness.faults.network import ToxicFault
 from harness.history import History, read_history
 from harness.links import CONSUMER_PUBLISHER
-from harness.metrics import replication_metrics
+from harness.metrics import load_metrics, replication_metrics
 from harness.observers.replica_db import matches_source
 from harness.repair import detect_and_repair
 from harness.results import ScenarioResult
@@ -195,7 +195,8 @@ class ScenarioRun:
         driver = WorkloadDriver(generator, sut.publisher.base_url, history)
         stack.callback(driver.stop)
         spec = scenario.workload
-        self.progress(f"load: {spec.max_ops} writes at {spec.rate_per_s:.0f}/s"
+        self.progress(f"load: {spec.max_ops} writes at {spec.rate_per_s:.0f}/s, up to "
+                      f"{spec.concurrency} in flight"
                       + (f", {len(plan)} faults scheduled" if plan else ""))
         driver.start()
         load_started = time.monotonic()
@@ -224,11 +225,13 @@ class ScenarioRun:
             self._wait_and_report(driver, sut, load_started + spec.duration_s / 2)
             self._prove_steady_state(sut, history, "halfway through the load")
         while driver.running:
-            self._wait_and_report(driver, sut, time.monotonic() + 2.0)
+            self._wait_and_report(driver, sut, time.monotonic() + 2.0, load_only=True)
         stats = driver.wait()
         load_ended = time.monotonic()
-        self.progress(f"load done: {stats.succeeded} writes ok, {stats.failed} failed; "
-                      "waiting for convergence")
+        self.progress(f"load done: {stats.succeeded} writes ok, {stats.failed} failed"
+                      + (f", {stats.behind_schedule} sent late (all {spec.concurrency} "
+                         "slots in flight busy)" if stats.behind_schedule else "")
+                      + "; waiting for convergence")
 
         integrity = None
         if scenario.repair is not None:
@@ -274,14 +277,16 @@ class ScenarioRun:
         return self.scenario.by_key[key].instances if key is not None else 1
 
     def _wait_and_report(self, driver: WorkloadDriver, sut: SystemUnderTest,
-                         until: float) -> None:
+                         until: float, load_only: bool = False) -> None:
+        """Sleep until `until`, reporting the load every 2 s while it runs; with
+        `load_only`, return as soon as the load ends (its duration is measured from then)."""
         next_report = time.monotonic() + 2.0
         while time.monotonic() < until and driver.running:
             time.sleep(min(0.05, max(0.0, until - time.monotonic())))
             if time.monotonic() >= next_report:
                 next_report += 2.0
                 self._report_load(driver, sut)
-        if time.monotonic() < until:
+        if time.monotonic() < until and not load_only:
             time.sleep(max(0.0, until - time.monotonic()))
 
     def _report_load(self, driver: WorkloadDriver, sut: SystemUnderTest) -> None:
@@ -372,6 +377,7 @@ class ScenarioRun:
         self.result.checks = evaluation.checks
         self.result.faults = evaluation.faults
         self.result.metrics.update(replication_metrics(deliveries))
+        self.result.metrics.update(load_metrics(ops))  # offered vs achieved write rate
         self.result.metrics.update({
             "writes_attempted": ops_attempted,
             "writes_ok": sum(1 for op in ops if op.get("ok")),

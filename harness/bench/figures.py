@@ -99,6 +99,12 @@ def bench_dir(report_root: Path) -> Path:
 
 
 def save(out_dir: Path, data: Mapping[str, Any]) -> Path:
+    """bench.json, and the page drawn from it alone (index.html beside it), so the page
+    shows what is stored and `harness report <out_dir> --html` draws it again."""
+    from harness.reporting.bench_html import write_bench_html  # matplotlib: only here
+
     path = out_dir / "bench.json"
-    path.write_text(json.dumps(data, indent=2))
+    text = json.dumps(data, indent=2)
+    path.write_text(text)
+    write_bench_html(json.loads(text), out_dir)
     return path

@@ -11,7 +11,6 @@ reported, and each tap round must have recorded every message.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from harness.bench import figures
 from harness.brokers.rabbitmq import RabbitMQAdapter
 from harness.contract import envelope as env
 from harness.contract import naming
@@ -202,11 +202,10 @@ def tap_command(args: argparse.Namespace) -> int:
     print(f"bench tap: {args.messages} messages x {args.repeats} rounds, without vs with "
           "the broker tap")
     data = run_tap_bench(out_dir, args.messages, args.repeats)
-    (out_dir / "bench.json").write_text(json.dumps({"bench": "tap", **data.to_dict()},
-                                                   indent=2))
+    saved = figures.save(out_dir, {"bench": "tap", **data.to_dict()})
     print(f"\npublish (batched confirms) + consume: without the tap "
           f"{data.without_tap_msgs_per_s:.0f} msg/s, with it {data.with_tap_msgs_per_s:.0f} "
           f"msg/s -> ratio {data.throughput_ratio:.2f}; the tap recorded every message: "
           f"{data.tap_recorded_all}")
-    print(f"data: {out_dir / 'bench.json'}")
+    print(f"data: {saved}")
     return 0 if data.tap_recorded_all else 1

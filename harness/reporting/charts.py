@@ -10,6 +10,8 @@ and readable from the DOM.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from matplotlib import rc_context
 from matplotlib.axes import Axes
@@ -24,8 +26,7 @@ _RECOVERED = "#2ca02c"
 def timeline_svg(timeline: Timeline, salt: str) -> str:
     """The chart as an `<svg>` element for inlining in HTML. `salt` makes the element ids
     matplotlib generates (clip paths) unique to this chart within one page."""
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 9,
-                     "font.family": "sans-serif"}):
+    with svg_style(salt):
         figure = Figure(figsize=(10, 4.8), layout="constrained")
         lag_axes, rate_axes = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
         _draw_lag(lag_axes, timeline)
@@ -35,10 +36,24 @@ def timeline_svg(timeline: Timeline, salt: str) -> str:
             _shade(lag_axes, window, colour, label=True)
             _shade(rate_axes, window, colour, label=False)
         rate_axes.set_xlabel("seconds since the load started")
-        buffer = io.StringIO()
-        # No metadata block: no date (the same data draw the same page), no links.
-        figure.savefig(buffer, format="svg",
-                       metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+        return figure_svg(figure)
+
+
+@contextmanager
+def svg_style(salt: str) -> Iterator[None]:
+    """The reports' chart style; draw and save a figure inside it. `salt` makes the
+    element ids matplotlib generates (clip paths) unique to the chart within one page."""
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 9,
+                     "font.family": "sans-serif"}):
+        yield
+
+
+def figure_svg(figure: Figure) -> str:
+    """`figure` as an `<svg>` element for inlining in HTML (call within `svg_style`)."""
+    buffer = io.StringIO()
+    # No metadata block: no date (the same data draw the same page), no links.
+    figure.savefig(buffer, format="svg",
+                   metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     svg = buffer.getvalue()
     return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: HTML5 inlines it
 
@@ -50,7 +65,7 @@ def _draw_lag(axes: Axes, timeline: Timeline) -> None:
         xs, ys = zip(*timeline.lag, strict=True)
         axes.plot(xs, ys, color="#1f77b4", linewidth=1.2,
                   label=f"worst lag of the events written in each {timeline.bin_s:g} s")
-        _legend(axes)
+        legend_above(axes)
     else:
         axes.text(0.5, 0.5, "no delivery recorded", transform=axes.transAxes,
                   ha="center", va="center", color="#666666")
@@ -67,10 +82,10 @@ def _draw_rates(axes: Axes, timeline: Timeline) -> None:
             axes.step(xs, ys, where="post", color=colour, linewidth=1.0, label=label)
     axes.set_ylim(bottom=0)
     if timeline.writes or timeline.applied:
-        _legend(axes)
+        legend_above(axes)
 
 
-def _legend(axes: Axes) -> None:
+def legend_above(axes: Axes) -> None:
     # Above the plot, right-aligned: inside it would hide the fault labels and the data.
     axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8,
                 frameon=False, borderaxespad=0.2)

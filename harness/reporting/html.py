@@ -164,7 +164,14 @@ def _metrics(metrics: dict[str, Any]) -> str:
     if not metrics:
         return ""
     lag = metrics.get("lag_ms", {})
-    shown = [("events processed", metrics.get("events_processed")),
+    writes = metrics.get("write_latency_ms", {})
+    offered = metrics.get("offered_rate_per_s")
+    shown = [("writes/s achieved of offered",
+              f"{metrics.get('achieved_rate_per_s')} of {offered}" if offered else None),
+             ("write latency from due time p50 / p99 / max (ms)",
+              " / ".join(str(writes.get(k, "")) for k in ("p50", "p99", "max"))
+              if isinstance(writes, dict) and writes else None),
+             ("events processed", metrics.get("events_processed")),
              ("throughput (events/s)", metrics.get("throughput_eps")),
              ("lag p50 / p95 / p99 / max (ms)",
               " / ".join(str(lag.get(k, "")) for k in ("p50", "p95", "p99", "max"))

@@ -1,20 +1,38 @@
-"""Drives a workload against the publisher's HTTP API at a fixed rate, in a thread.
+"""Drives a workload against the publisher's HTTP API, open loop, in a thread.
+
+Open loop: write i is due at i / rate_per_s from the load's start and is sent then,
+whatever became of the writes before it, so a slow answer never lowers the rate offered
+(a client that waits for each answer before its next write offers at most 1 / latency,
+and the lag it measures belongs to that lower rate). The writes in flight at once are
+capped at spec.concurrency, a safety bound: a write whose due time finds the cap full is
+sent as soon as a slot frees, and its record says so (`cap_full`, `sent_late_ms`), so a run
+that could not keep its schedule shows it rather than silently offering less. Latency is
+measured from the intended send time (`latency_ms`: due time to answer), so a stall of the
+driver or of the publisher counts in full instead of being hidden by a later send.
+
+Determinism: write i is generated from the seed and from the answers to writes
+0 .. i - concurrency, learnt in index order. Those answers are the ones that must be in
+before write i may go out anyway (or more than `concurrency` writes would be in flight),
+so the writes are a function of the seed and of the publisher's answers whatever the
+timing: a replay sends the same writes when the publisher answers the same way. With
+concurrency 1 that is the plain sequential, closed-loop workload. What concurrency changes
+is order at the publisher: the writes in flight together commit in whatever order its
+threads get there, so sequences and versions no longer follow operation indexes. A
+publisher that commits one write at a time (SQLite has a single writer) queues the rest,
+as it would for real clients.
 
 Bounded twice: it stops after spec.max_ops operations or spec.duration_s (plus a grace
 period), whichever comes first, and stop() ends it early.
-
-Concurrency: operation i is issued at its due time, once operation i - concurrency has
-been answered, and is generated from the answers to operations 0 .. i - concurrency only
-(learnt in index order). So the operations are a function of the seed and of the
-publisher's answers, whatever the timing; with concurrency 1 that is the plain sequential
-workload. What concurrency changes is order at the publisher: up to `concurrency` writes
-are in flight together, and the publisher commits them in whatever order its threads get
-there, so sequences and versions no longer follow operation indexes.
 
 A write that fails is recorded (`ok` false, the error) and the load goes on: writes are
 expected to fail while the publisher is down. `indeterminate` marks a failure after the
 request may have reached the publisher (the connection broke or timed out before an
 answer): such a write may have committed without being acknowledged.
+
+Each write's record carries its schedule: `due_s` (when it was due, seconds from the
+load's start), `sent_late_ms` (how long after that it was sent), `cap_full` (its due time
+found `concurrency` writes unanswered) and `latency_ms`; harness/metrics.py reads the
+offered and achieved rates back from them.
 """
 
 from __future__ import annotations
@@ -36,6 +54,16 @@ Answer = tuple[int, dict[str, Any]] | None
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
+@dataclass(frozen=True)
+class Slot:
+    """When a write was due: `due` on the monotonic clock, `due_s` from the load's start;
+    `cap_full`: at that moment `concurrency` writes were unanswered, so it went out late."""
+
+    due: float
+    due_s: float
+    cap_full: bool
+
+
 @dataclass
 class DriverStats:
     attempted: int = 0
@@ -44,7 +72,8 @@ class DriverStats:
     started_at: float = 0.0
     finished_at: float = 0.0
     last_error: str = ""
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # acknowledged, from due time
+    behind_schedule: int = 0  # writes whose due time found the cap on writes in flight full
 
 
 class WorkloadDriver:
@@ -101,6 +130,8 @@ class WorkloadDriver:
         hard_deadline = start + spec.duration_s + self.grace_s
         issued: list[tuple[Operation, Future[Answer]]] = []
         observed = 0  # answers learnt by the generator: those of ops 0 .. observed - 1
+        # `concurrency` threads: a write never waits for a thread, only for the answers
+        # it is generated from, which also keeps at most `concurrency` in flight.
         with ThreadPoolExecutor(spec.concurrency, thread_name_prefix="workload") as pool:
             for index in range(spec.max_ops):
                 if self._stop.is_set() or time.monotonic() > hard_deadline:
@@ -109,11 +140,17 @@ class WorkloadDriver:
                 delay = due - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
-                while observed <= index - spec.concurrency:
-                    self._observe(*issued[observed])
-                    observed += 1
+                needed = issued[observed:max(observed, index - spec.concurrency + 1)]
+                cap_full = not all(future.done() for _, future in needed)
+                if cap_full:
+                    with self._stats_lock:
+                        self.stats.behind_schedule += 1
+                for op, future in needed:
+                    self._observe(op, future)
+                observed += len(needed)
                 op = self.generator.next_operation()
-                issued.append((op, pool.submit(self._execute, op)))
+                slot = Slot(due, round(due - start, 4), cap_full)
+                issued.append((op, pool.submit(self._execute, op, slot)))
             for op, future in issued[observed:]:
                 self._observe(op, future)
 
@@ -133,10 +170,11 @@ class WorkloadDriver:
                 self._clients.append(client)
         return client
 
-    def _execute(self, op: Operation) -> Answer:
+    def _execute(self, op: Operation, slot: Slot) -> Answer:
         with self._stats_lock:
             self.stats.attempted += 1
-        began = time.monotonic()
+        schedule = {"due_s": slot.due_s, "cap_full": slot.cap_full,
+                    "sent_late_ms": round((time.monotonic() - slot.due) * 1000, 3)}
         try:
             response = self._send(op)
             status = response.status_code
@@ -148,9 +186,10 @@ class WorkloadDriver:
                 self.stats.last_error = error
             self.history.record("op", index=op.index, op=op.kind, product_id=op.product_id,
                                 ok=False, error=error,
-                                indeterminate=not isinstance(exc, NOT_SENT))
+                                indeterminate=not isinstance(exc, NOT_SENT), **schedule,
+                                latency_ms=round((time.monotonic() - slot.due) * 1000, 3))
             return None
-        latency_ms = (time.monotonic() - began) * 1000
+        latency_ms = (time.monotonic() - slot.due) * 1000
         ok = status in (200, 201)
         with self._stats_lock:
             if ok:
@@ -162,7 +201,7 @@ class WorkloadDriver:
         self.history.record(
             "op", index=op.index, op=op.kind, product_id=body.get("id", op.product_id),
             ok=ok, status=status, version=body.get("version"), event_id=body.get("event_id"),
-            sequence=body.get("sequence"), latency_ms=round(latency_ms, 3))
+            sequence=body.get("sequence"), **schedule, latency_ms=round(latency_ms, 3))
         return status, body
 
     def _send(self, op: Operation) -> httpx.Response:

@@ -1,13 +1,19 @@
 """Seeded workload: a deterministic sequence of product writes.
 
-The generator decides each operation from its own Random and the ids it has seen created,
-so the same seed against the same system gives the same operations.
+The generator decides each operation from its own Random and its model of the live ids:
+an id joins it once the driver passes on the answer to its create, and leaves it as soon
+as the generator issues its delete (so the writes sent while that delete is in flight do
+not target it) or when an answer says it is gone. A delete never targets a product one
+of the last `concurrency - 1` writes targeted: those may still be in flight, and a delete
+that overtook one at the publisher would fail it. The same seed against the same answers
+gives the same operations.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +23,10 @@ CATEGORIES = ("books", "games", "garden", "kitchen", "music", "tools", "toys")
 WORDS = ("red", "blue", "small", "large", "classic", "smart", "eco", "pro", "mini", "max")
 # Each in-flight write holds a thread and a connection of the driver.
 MAX_CONCURRENCY = 64
+# The default cap on writes in flight: far above what a quiet publisher needs at the
+# default rate (about 2 at 200/s and 10 ms a write), so the schedule holds through stalls
+# of a loaded machine (a cap of c absorbs a stall of c / rate: 160 ms at 200/s).
+DEFAULT_CONCURRENCY = 32
 
 
 def _finite(value: object) -> bool:
@@ -32,10 +42,12 @@ class WorkloadSpec:
     # Relative weights of each kind of operation after the initial products exist.
     mix: tuple[tuple[str, float], ...] = (
         ("create", 0.15), ("update", 0.30), ("stock", 0.45), ("delete", 0.10))
-    # Writes in flight at once. Operations are still issued at `rate_per_s` in index
-    # order, but up to `concurrency` of them may be unanswered at the same moment, so the
-    # publisher commits them in whatever order its threads get there.
-    concurrency: int = 1
+    # The cap on writes in flight at once (harness/workload/driver.py). Writes are sent
+    # on their schedule, `rate_per_s` in index order, whatever became of the ones before
+    # them; up to `concurrency` may be unanswered at the same moment, and the publisher
+    # commits those in whatever order its threads get there. A scenario that needs few
+    # writes overlapping (or exactly one at a time: 1) sets it lower.
+    concurrency: int = DEFAULT_CONCURRENCY
 
     def __post_init__(self) -> None:
         # NaN compares false with everything, so "<= 0" alone would let it through.
@@ -89,6 +101,12 @@ class WorkloadGenerator:
     rng: random.Random
     live_ids: list[int] = field(default_factory=list)
     issued: int = 0
+    # The targets of the last `concurrency - 1` writes issued (None for a create): the
+    # driver may not have their answers yet, so they may still be in flight.
+    _recent: deque[int | None] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._recent = deque(maxlen=self.spec.concurrency - 1)
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -101,8 +119,12 @@ class WorkloadGenerator:
         }
 
     def next_operation(self) -> Operation:
-        index = self.issued
+        op = self._choose(self.issued)
         self.issued += 1
+        self._recent.append(op.product_id)
+        return op
+
+    def _choose(self, index: int) -> Operation:
         if index < self.spec.initial_products or not self.live_ids:
             return Operation(index, "create", None, self._fields())
         kinds = [k for k, _ in self.spec.mix]
@@ -122,13 +144,23 @@ class WorkloadGenerator:
         # Keep a floor of live products so updates always have targets.
         if len(self.live_ids) <= 5:
             return Operation(index, "stock", product_id, {"delta": 1})
+        if product_id in self._recent:
+            # A write possibly still in flight targets it: the delete could overtake that
+            # write at the publisher and fail it (410), which says nothing of the system.
+            others = [pid for pid in self.live_ids if pid not in self._recent]
+            if not others:
+                return Operation(index, "stock", product_id, {"delta": 1})
+            product_id = self.rng.choice(others)
+        # Gone from the model now, not when its answer is learnt (writes behind it in
+        # flight): a write targeting a product deleted before it would fail with 404.
+        self.live_ids.remove(product_id)
         return Operation(index, "delete", product_id, {})
 
     def observe(self, op: Operation, status: int, body: dict[str, Any]) -> None:
-        """Learn from the publisher's answer (ids of created products, deletes)."""
+        """Learn from the publisher's answer: the ids of created products, and products an
+        answer says are gone although the model holds them live (the publisher knows
+        better, e.g. after a fault lost its writes)."""
         if op.kind == "create" and status == 201:
             self.live_ids.append(int(body["id"]))
-        elif op.product_id in self.live_ids and (
-                status in (404, 410) or (op.kind == "delete" and status == 200)):
-            # Deleted, or gone already (a delete retried after a fault): stop targeting it.
+        elif op.product_id in self.live_ids and status in (404, 410):
             self.live_ids.remove(op.product_id)

@@ -5,37 +5,70 @@ group replication_chaos_harness.benches (see pyproject.toml). Each takes the par
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+from harness.errors import ConfigError
+
+
+def _int_list(value: str | None, option: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(part.replace("_", "")) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(option, f"expected comma-separated integers, got {value!r}",
+                          f"e.g. {option} 1,10,100") from None
+
 
 def integrity(args: argparse.Namespace) -> int:
+    from harness.bench import figures
     from reference_services.bench.integrity import format_table, run_integrity_bench
 
+    sizes = [args.rows] if args.rows is not None else [100_000, 1_000_000]
+    divergent = _int_list(args.k, "--k") or [1, 10, 100]
     out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = run_integrity_bench(work_dir=out_dir)
+    data = run_integrity_bench(sizes, divergent, work_dir=out_dir)
     print(format_table(data))
-    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
-    print(f"data: {out_dir / 'bench.json'}")
+    saved = figures.save(out_dir, {"bench": "integrity", **data})
+    print(f"data: {saved}")
     return 0
 
 
 def resync(args: argparse.Namespace) -> int:
+    from harness.bench import figures
     from reference_services.bench.resync import run_resync_bench
 
-    out_dir = Path(args.report_dir) / time.strftime("bench-%Y%m%d-%H%M%S")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = run_resync_bench(out_dir, rows=args.rows)
-    (out_dir / "bench.json").write_text(json.dumps(data, indent=2))
-    print(f"\nfull resync of {data['rows']} rows: {data['full_resync_s']} s "
-          f"({data['full_resync_rows_per_s']} rows/s); raw bulk copy of the same rows "
-          f"{data['raw_bulk_copy_s']} s -> {data['full_over_raw_copy']}x the floor")
-    for item in data["partial"]:
-        print(f"partial resync of {item['ids']} ids: {item['seconds']} s "
-              f"({item['per_id_ms']} ms per id)")
-    print(f"data: {out_dir / 'bench.json'}")
+    if args.rate <= 0:
+        raise ConfigError("--rate", f"{args.rate:g} updates per second cannot load anything",
+                          "give a positive rate, e.g. --rate 200")
+    partial_sizes = _int_list(args.k, "--k") or [100, 1000]
+    out_dir = figures.bench_dir(args.report_dir)
+    data = run_resync_bench(out_dir, rows=args.rows or 100_000,
+                            partial_sizes=partial_sizes,
+                            rate=args.rate)
+    lines = []
+    for label, part in (("idle", data["idle"]),
+                        (f"under {data['under_load']['rate']:g} writes/s", data["under_load"])):
+        full = figures.compare(f"full resync of {data['rows']} rows, {label}", "ms",
+                               part["full"]["seconds"] * 1000, data["raw_bulk_copy_s"] * 1000,
+                               data["full_target"])
+        part["full"]["comparison"] = full.to_dict()
+        lines.append(figures.format_comparison(full, "pipeline", "raw bulk copy"))
+        for item in part["partial"]:
+            verdict = "met" if item["met"] else "NOT met"
+            lines.append(f"partial resync of {item['ids']} ids, {label}: "
+                         f"{item['seconds'] * 1000:.1f} ms, {item['per_id_ms']:.4f} ms per id "
+                         f"(target <= {item['target_ms_per_id']} ms per id: {verdict})")
+    loaded = data["under_load"]
+    lines.append(f"under load: {loaded['writes']} writes sent ({loaded['failed_writes']} "
+                 f"failed), {loaded['writes_during_full']} during the full resync; both "
+                 "replicas matched the publisher afterwards")
+    saved = figures.save(out_dir, data)
+    print()
+    print("\n".join(lines))
+    print(f"data: {saved}")
     return 0
 
 

@@ -34,9 +34,14 @@ from sqlalchemy import Engine, Table
 from harness.contract.dataset import REPLICATED_FIELDS, row_hash_parts
 from harness.workload.generator import CATEGORIES, WORDS
 from reference_services.common.db import Engines, make_engines
-from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
+from reference_services.common.rowhash_sql import id_bounds, ranges_summary, table_summary
 from reference_services.consumer import models as consumer_models
-from reference_services.consumer.integrity import RangeHashes, bisect_divergent, verify
+from reference_services.consumer.integrity import (
+    FIRST_LEVEL,
+    RangeHashes,
+    bisect_divergent,
+    verify,
+)
 from reference_services.publisher import models as publisher_models
 
 _COLUMNS = ("id", *REPLICATED_FIELDS, "deleted", "h1", "h2")
@@ -50,13 +55,13 @@ Row = tuple[Any, ...]
 def sql_range_hashes(engine: Engine, table: Table) -> RangeHashes:
     """RangeHashes over `table` in-process: what GET /ranges does, minus HTTP.
 
-    One read transaction per batched call, as the services do, so every range of a level is
+    One statement per batched call, as the services do, so every range of a level is
     answered from the same snapshot even while writes continue.
     """
 
     def ranges(bounds: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
         with engine.begin() as conn:
-            return [range_summary(conn, table, lo, hi) for lo, hi in bounds]
+            return ranges_summary(conn, table, bounds)
 
     return ranges
 
@@ -180,7 +185,8 @@ def _damage(replica: _Side, rng: random.Random, rows: Sequence[Row], k: int,
 
 
 def _bench_size(n: int, divergent: Sequence[int], work_dir: Path | None, fanout: int,
-                seed: int, progress: Callable[[str], None]) -> dict[str, Any]:
+                first_level: int, seed: int, progress: Callable[[str], None],
+                ) -> dict[str, Any]:
     rng = random.Random(f"{seed}:{n}")
     began = time.perf_counter()
     rows = generate_rows(rng, n)
@@ -226,7 +232,8 @@ def _bench_size(n: int, divergent: Sequence[int], work_dir: Path | None, fanout:
                     source.id_range(), replica.id_range())
                 lo, hi = min(source_lo, replica_lo), max(source_hi, replica_hi)
                 began = time.perf_counter()
-                result = bisect_divergent(source_hashes, replica_hashes, lo, hi, fanout=fanout)
+                result = bisect_divergent(source_hashes, replica_hashes, lo, hi, fanout=fanout,
+                                          first_level=first_level)
                 seconds = time.perf_counter() - began
             finally:
                 undo()
@@ -248,8 +255,9 @@ def _bench_size(n: int, divergent: Sequence[int], work_dir: Path | None, fanout:
 
 def format_table(results: dict[str, Any]) -> str:
     """The human-readable table the CLI prints."""
-    lines = [f"integrity bench (fanout {results['fanout']}; verification = table_summary on "
-             f"both sides, median of {results['verify_repeats']})",
+    lines = [f"integrity bench (fanout {results['fanout']}, first level "
+             f"{results['first_level']} ranges; verification = table_summary on both sides, "
+             f"median of {results['verify_repeats']})",
              f"{'rows':>10} {'setup s':>8} {'verify s':>9} {'k':>5} {'comparisons':>12} "
              f"{'round trips':>12} {'bisect s':>9}"]
     for size in results["sizes"]:
@@ -268,14 +276,15 @@ def format_table(results: dict[str, Any]) -> str:
 def run_integrity_bench(sizes: Sequence[int] = (100_000, 1_000_000),
                         divergent: Sequence[int] = (1, 10, 100), work_dir: Path | None = None,
                         progress: Callable[[str], None] = print, *, fanout: int = 16,
-                        seed: int = 0) -> dict[str, Any]:
+                        first_level: int = FIRST_LEVEL, seed: int = 0) -> dict[str, Any]:
     """Run the benchmark for every size; returns JSON-serialisable figures and prints the
     table through `progress`. Raises AssertionError if bisection ever finds anything but
     exactly the damaged ids, since fast wrong answers are worth nothing."""
-    results: dict[str, Any] = {"fanout": fanout, "verify_repeats": _VERIFY_REPEATS,
-                               "sizes": []}
+    results: dict[str, Any] = {"fanout": fanout, "first_level": first_level,
+                               "verify_repeats": _VERIFY_REPEATS, "sizes": []}
     for n in sizes:
-        results["sizes"].append(_bench_size(n, divergent, work_dir, fanout, seed, progress))
+        results["sizes"].append(_bench_size(n, divergent, work_dir, fanout, first_level, seed,
+                                            progress))
     progress(format_table(results))
     return results
 
@@ -296,13 +305,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--divergent", type=_int_list, default=[1, 10, 100],
                         help="comma-separated numbers of damaged rows (default 1,10,100)")
     parser.add_argument("--fanout", type=int, default=16)
+    parser.add_argument("--first-level", type=int, default=FIRST_LEVEL,
+                        help=f"ranges the search starts from (default {FIRST_LEVEL}, as the "
+                             "verifier; 1: the whole range)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="where to put the temporary databases (default: system temp)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     args = parser.parse_args(argv)
     results = run_integrity_bench(args.sizes, args.divergent, args.work_dir,
-                                  fanout=args.fanout, seed=args.seed)
+                                  fanout=args.fanout, first_level=args.first_level,
+                                  seed=args.seed)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -6,9 +6,10 @@ the same answers as `dataset.summarize` over the same rows, without reading them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Integer, Select, Table, and_, column, func, select, values
 
 from harness.contract.dataset import combine
 
@@ -29,11 +30,43 @@ def table_summary(conn: Connection, table: Table) -> dict[str, Any]:
 
 def range_summary(conn: Connection, table: Table, lo: int, hi: int) -> dict[str, Any]:
     """count and hash of live rows with lo <= id < hi."""
-    count, s1, s2 = conn.execute(
-        select(func.count(), func.coalesce(func.sum(table.c.h1), 0),
-               func.coalesce(func.sum(table.c.h2), 0))
-        .where(_live(table), table.c.id >= lo, table.c.id < hi)).one()
-    return {"lo": lo, "hi": hi, "count": int(count), "hash": combine(int(s1), int(s2))}
+    return ranges_summary(conn, table, [(lo, hi)])[0]
+
+
+def ranges_summary(conn: Connection, table: Table, bounds: Sequence[tuple[int, int]],
+                   ) -> list[dict[str, Any]]:
+    """`range_summary` of every [lo, hi) in `bounds`, in one statement, in the order asked."""
+    if not bounds:
+        return []
+    rows = conn.execute(ranges_statement(table, bounds)).all()
+    return [{"lo": lo, "hi": hi, "count": int(count), "hash": combine(int(s1), int(s2))}
+            for (lo, hi), (_, count, s1, s2) in zip(bounds, rows, strict=True)]
+
+
+def ranges_statement(table: Table, bounds: Sequence[tuple[int, int]]) -> Select[Any]:
+    """(index, count, sum h1, sum h2) of the live rows of each range, ordered by index.
+
+    The ranges go in as a VALUES list, and each aggregate is a subquery correlated to its
+    range on `lo <= id < hi`, so the database walks the primary key over each range's rows
+    (SQLite: SEARCH ... USING INTEGER PRIMARY KEY (rowid>? AND rowid<?); PostgreSQL: an
+    index scan on the primary key per range): a level of bisection costs the rows inside
+    its ranges and one statement, not a statement per range. Two plainer forms cost more
+    on SQLite: a join with `deleted` in its condition made it build an index on `deleted`
+    and read every live row once per range (9 s for 1,600 ranges of 100k rows); a join
+    grouped by range sorted every joined row for the GROUP BY (0.30 s for 256 ranges
+    covering a million rows, against 0.16 s this way and 0.09 s for one plain sum).
+    """
+    asked = values(column("i", Integer), column("lo", Integer), column("hi", Integer),
+                   name="asked").data([(i, lo, hi) for i, (lo, hi) in enumerate(bounds)]
+                                      ).cte("asked")
+    inside = and_(table.c.id >= asked.c.lo, table.c.id < asked.c.hi, _live(table))
+
+    def over_range(aggregate: Any) -> Any:
+        return select(aggregate).where(inside).correlate(asked).scalar_subquery()
+
+    return select(asked.c.i, over_range(func.count()),
+                  over_range(func.coalesce(func.sum(table.c.h1), 0)),
+                  over_range(func.coalesce(func.sum(table.c.h2), 0))).order_by(asked.c.i)
 
 
 def id_bounds(conn: Connection, table: Table) -> tuple[int, int]:

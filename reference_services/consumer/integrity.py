@@ -29,6 +29,11 @@ RangeHashes = Callable[[Sequence[tuple[int, int]]], list[dict[str, Any]]]
 MAX_RANGES_PER_CALL = 4096
 """The services' limit on ranges per GET /ranges call (common/http.py `parse_bounds`)."""
 
+FIRST_LEVEL = 256
+"""Pieces the verifier's bisection starts from (see `bisect_divergent`): one scan of the
+table answers them, where starting from the whole range and splitting 16-way took three
+scans to reach ranges this narrow."""
+
 
 @dataclass(frozen=True)
 class BisectionResult:
@@ -90,7 +95,8 @@ def _differing(source: RangeHashes, replica: RangeHashes, ranges: Sequence[tuple
 
 def bisect_divergent(source: RangeHashes, replica: RangeHashes, lo: int, hi: int,
                      fanout: int = 16, leaf_size: int = 1,
-                     batch: int = MAX_RANGES_PER_CALL) -> BisectionResult:
+                     batch: int = MAX_RANGES_PER_CALL, first_level: int = 1,
+                     ) -> BisectionResult:
     """Ids in [lo, hi) whose live rows differ between `source` and `replica`.
 
     Breadth-first: each level's ranges go to each side in one batched call (chunked to
@@ -100,6 +106,12 @@ def bisect_divergent(source: RangeHashes, replica: RangeHashes, lo: int, hi: int
     more comparisons for fewer levels (round trips) when latency dominates. Use [lo, hi)
     covering both sides' ids (the union of their snapshots' `id_range`) so rows present on
     one side only are inside it.
+
+    `first_level` is how many pieces [lo, hi) is cut into for the first comparison (1: the
+    whole range). A side answers a level in one statement that reads the rows inside its
+    ranges, so the top levels, whose ranges still cover nearly every row, each cost a scan
+    of the table however few ranges they hold: starting with FIRST_LEVEL pieces instead of
+    one saves two of those scans for a few hundred more comparisons.
     """
     if fanout < 2:
         raise ValueError("fanout must be at least 2, or the search never narrows")
@@ -107,10 +119,12 @@ def bisect_divergent(source: RangeHashes, replica: RangeHashes, lo: int, hi: int
         raise ValueError("leaf_size must be at least 1")
     if not 1 <= batch <= MAX_RANGES_PER_CALL:
         raise ValueError(f"batch must be between 1 and {MAX_RANGES_PER_CALL}")
+    if first_level < 1:
+        raise ValueError("first_level must be at least 1")
     found: list[int] = []
     comparisons = round_trips = 0
     per_level: list[int] = []
-    level = [(lo, hi)] if hi > lo else []
+    level = split_range(lo, hi, first_level)
     while level:
         differing, calls = _differing(source, replica, level, batch)
         comparisons += len(level)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from harness.contract.dataset import REPLICATED_FIELDS
-from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
+from reference_services.common.rowhash_sql import id_bounds, ranges_summary, table_summary
 from reference_services.consumer.models import (
     OUTCOMES,
     dead_letters,
@@ -36,7 +36,7 @@ def replica_snapshot(engine: Engine) -> dict[str, Any]:
 
 def replica_range_hashes(engine: Engine, bounds: list[tuple[int, int]]) -> list[dict[str, Any]]:
     with engine.begin() as conn:
-        return [range_summary(conn, replica_products, lo, hi) for lo, hi in bounds]
+        return ranges_summary(conn, replica_products, bounds)
 
 
 def replica_rows(engine: Engine, ids: list[int]) -> list[dict[str, Any]]:

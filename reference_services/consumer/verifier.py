@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, select
 
 from harness.contract.dataset import REPLICATED_FIELDS
 from reference_services.consumer.integrity import (
+    FIRST_LEVEL,
     bisect_divergent,
     compare_rows,
     sample_ids,
@@ -35,6 +36,7 @@ from reference_services.consumer.queries import (
     replica_rows,
     replica_snapshot,
 )
+from reference_services.consumer.resync import fetch_products
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,8 @@ class Verifier:
         hi = max(source["id_range"][1], replica["id_range"][1])
         began = time.monotonic()
         try:
-            result = bisect_divergent(self._source_ranges, self._replica_ranges, lo, hi)
+            result = bisect_divergent(self._source_ranges, self._replica_ranges, lo, hi,
+                                      first_level=FIRST_LEVEL)
         except httpx.HTTPError as exc:
             return {"error": f"publisher unreachable during bisection: {exc}"}
         kinds = self._classify(list(result.divergent_ids))
@@ -132,25 +135,25 @@ class Verifier:
                 "round_trips": result.round_trips, "kinds": kinds,
                 "bisection_s": round(time.monotonic() - began, 4)}
 
-    def _source_row(self, product_id: int) -> dict[str, Any] | None:
-        """The publisher's live row, or None when it has none (deleted or never existed).
-        Raises httpx.HTTPError when the publisher cannot be asked."""
-        response = self.client.get(f"/products/{product_id}", timeout=5.0)
-        if response.status_code != 200:
-            return None
-        row: dict[str, Any] = response.json()
-        return row
+    def _source_rows(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The publisher's live rows among `ids` (batched); an id it lacks is deleted there
+        or never existed. Raises httpx.HTTPError when the publisher cannot be asked."""
+        fetched = fetch_products(self.client, ids)
+        return {pid: product.fields for pid, product in fetched.items()
+                if product is not None and not product.deleted}
 
     def _classify(self, ids: list[int]) -> dict[str, list[int]]:
         """missing (never arrived), behind (an older version), extra (deleted at the source),
-        conflict (same version, other values: a bug somewhere, to analyse before a resync)."""
+        conflict (same version, other values: a bug somewhere, to analyse before a resync).
+        An unreachable publisher leaves every id unclassified."""
         kinds: dict[str, list[int]] = {"missing": [], "behind": [], "extra": [], "conflict": []}
+        try:
+            remote = self._source_rows(ids)
+        except httpx.HTTPError:
+            return kinds
         local = {r["id"]: r for r in replica_rows(self.engine, ids)}
         for pid in ids:
-            try:
-                theirs = self._source_row(pid)
-            except httpx.HTTPError:
-                continue
+            theirs = remote.get(pid)
             mine = local.get(pid)
             if theirs is None:
                 kinds["extra"].append(pid)
@@ -171,11 +174,11 @@ class Verifier:
         hi = max(source["id_range"][1], replica["id_range"][1])
         ids = sample_ids(self._rng, lo, hi, size)
         try:
-            fetched = [self._source_row(pid) for pid in ids]
+            remote = self._source_rows(ids)
         except httpx.HTTPError as exc:
             return {"checked": 0, "error": f"publisher unreachable: {exc}"}
-        remote = [row for row in fetched if row is not None]
-        differing = compare_rows(remote, replica_rows(self.engine, ids), REPLICATED_FIELDS)
+        differing = compare_rows(remote.values(), replica_rows(self.engine, ids),
+                                 REPLICATED_FIELDS)
         # The ids themselves, so a reader can tell "equal" from "not checked".
         return {"checked": len(ids), "ids": ids, "differing": differing}
 

@@ -18,12 +18,17 @@ from reference_services.common.query_args import BadArgument, int_arg
 from reference_services.publisher.direct_publisher import EventPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import (
+    MAX_BATCH_IDS,
     Gone,
     InvalidInput,
     NotFound,
     ProductStore,
     WriteResult,
 )
+
+EXPORT_CHUNK = 2000
+"""Rows of GET /export per read and per write to the socket: the server sends every piece
+as an HTTP chunk of its own, a system call each."""
 
 
 def create_app(store: ProductStore, relay: Relay, variant: str,
@@ -76,6 +81,21 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
             return json_error(410, "product deleted", id=product_id, deleted=True,
                               version=exc.version)
 
+    @app.post("/products/batch")
+    def products_by_ids() -> Any:
+        """{"ids": [...]} -> {"products": live rows, "deleted": [{"id", "version"}]}: what
+        GET /products/{id} answers for each id (an id in neither list is a 404), for up to
+        MAX_BATCH_IDS ids in one request, so a partial resync or a classification costs a
+        round trip per batch instead of one per id."""
+        ids = json_body().get("ids")
+        if (not isinstance(ids, list) or len(ids) > MAX_BATCH_IDS
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+            return json_error(400, f'give {{"ids": [...]}} with at most {MAX_BATCH_IDS} '
+                                   "integer ids")
+        live, deleted = store.products_by_ids(sorted(set(ids)))
+        return jsonify({"products": live,
+                        "deleted": [{"id": i, "version": v} for i, v in deleted.items()]})
+
     @app.get("/ranges")
     def ranges() -> Any:
         """Range hashes for bisection: ?bounds=lo-hi,lo-hi (ids lo <= id < hi)."""
@@ -112,15 +132,18 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
 
     @app.get("/export")
     def export() -> Response:
-        hwm, rows = store.export()
+        pieces = store.export(EXPORT_CHUNK)
+        header = next(pieces)  # the read is open and its high-water mark known
 
-        def lines() -> Iterator[str]:
-            yield json.dumps({"high_water_mark": hwm, "count": len(rows)}) + "\n"
-            for row in rows:
-                yield json.dumps(row, separators=(",", ":")) + "\n"
+        def body() -> Iterator[str]:
+            yield header
+            # `yield from` hands the server's close() on to the store's generator, so a
+            # client that hangs up ends the read transaction at once.
+            yield from pieces
 
-        return Response(lines(), mimetype="application/x-ndjson",
-                        headers={"X-High-Water-Mark": str(hwm)})
+        return Response(body(), mimetype="application/x-ndjson",
+                        headers={"X-High-Water-Mark": str(json.loads(header)
+                                                          ["high_water_mark"])})
 
     @app.get("/events")
     def events() -> Any:

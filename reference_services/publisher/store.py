@@ -29,7 +29,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from harness.contract import envelope as env
 from harness.contract.dataset import row_hash_parts
 from reference_services.common.db import Engines, is_postgres
-from reference_services.common.rowhash_sql import id_bounds, range_summary, table_summary
+from reference_services.common.rowhash_sql import id_bounds, ranges_summary, table_summary
 from reference_services.publisher.commit_delay import CommitDelay
 from reference_services.publisher.models import metadata, outbox, products
 
@@ -45,6 +45,11 @@ INT_MAX = 2**31 - 1
 INT_MIN = {"price": 0, "stock": -INT_MAX}
 # The advisory lock key (any bigint) guarding "number taken, not yet committed".
 SEQUENCE_LOCK = 0x52434830  # "RCH0"
+# Ids per IN (...) list of a read by ids: far below SQLite's limit of bound parameters
+# (32,766), large enough that a batch of thousands of ids costs a handful of statements.
+ID_CHUNK = 2000
+# Ids one POST /products/batch may ask for: its answer stays a few MB at most.
+MAX_BATCH_IDS = 10_000
 
 
 class NotFound(LookupError):
@@ -214,12 +219,6 @@ class ProductStore:
         with self.engines.reader.connect() as conn:
             return product_dict(self._load_live(conn, product_id))
 
-    def _live_rows(self, conn: Connection) -> Iterator[tuple[int, dict[str, Any]]]:
-        rows = conn.execute(select(products).where(products.c.deleted.is_(False))
-                            .order_by(products.c.id))
-        for row in rows:
-            yield row.id, product_dict(row)
-
     @staticmethod
     def _high_water_mark(conn: Connection) -> int:
         return int(conn.execute(select(func.coalesce(func.max(outbox.c.seq), 0))).scalar_one())
@@ -255,9 +254,26 @@ class ProductStore:
         return {**summary, "high_water_mark": hwm, "id_range": list(bounds)}
 
     def range_hashes(self, bounds: list[tuple[int, int]]) -> list[dict[str, Any]]:
-        """count and hash of live rows per [lo, hi) id range, in one read transaction."""
+        """count and hash of live rows per [lo, hi) id range, in one statement."""
         with self.engines.reader.begin() as conn:
-            return [range_summary(conn, products, lo, hi) for lo, hi in bounds]
+            return ranges_summary(conn, products, bounds)
+
+    def products_by_ids(self, ids: list[int]) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """The live products among `ids`, and {id: version} of those deleted; an id in
+        neither was never created. One read transaction, so the answer is one state of
+        the table even while writes go on."""
+        live: list[dict[str, Any]] = []
+        deleted: dict[int, int] = {}
+        with self.engines.reader.begin() as conn:
+            for start in range(0, len(ids), ID_CHUNK):
+                for row in conn.execute(select(products).where(
+                        products.c.id.in_(ids[start:start + ID_CHUNK]))
+                        .order_by(products.c.id)):
+                    if row.deleted:
+                        deleted[row.id] = row.version
+                    else:
+                        live.append(product_dict(row))
+        return live, deleted
 
     def rows_in_range(self, lo: int, hi: int) -> list[dict[str, Any]]:
         with self.engines.reader.connect() as conn:
@@ -266,11 +282,22 @@ class ProductStore:
                 .order_by(products.c.id))
             return [product_dict(row) for row in rows]
 
-    def export(self) -> tuple[int, list[dict[str, Any]]]:
-        """Every live product, read in the same transaction as the high-water mark."""
+    def export(self, chunk_rows: int) -> Iterator[str]:
+        """Every live product as NDJSON, read in the same transaction as the high-water
+        mark: first the line {"high_water_mark", "count"}, then `chunk_rows` product lines
+        per piece. A generator, so the caller sends each piece while the next is read (the
+        read transaction stays open until it is exhausted or closed), and the table is
+        never held in memory whole."""
+        live = products.c.deleted.is_(False)
         with self._stable_read() as (conn, hwm):
-            rows = [row for _, row in self._live_rows(conn)]
-        return hwm, rows
+            count = conn.execute(select(func.count()).select_from(products)
+                                 .where(live)).scalar_one()
+            yield json.dumps({"high_water_mark": hwm, "count": int(count)}) + "\n"
+            result = conn.execution_options(yield_per=chunk_rows).execute(
+                select(*(products.c[k] for k in _EXPORTED)).where(live)
+                .order_by(products.c.id))
+            for part in result.partitions():
+                yield "".join(_export_line(*row) for row in part)
 
     def events_after(self, seq: int, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` events after `seq`, none above a stable high-water mark: a reader
@@ -303,6 +330,19 @@ class ProductStore:
             pending = conn.execute(select(func.count()).select_from(outbox)
                                    .where(outbox.c.sent_at.is_(None))).scalar_one()
         return {"events": int(total), "pending": int(pending)}
+
+
+_EXPORTED = ("id", "name", "category", "price", "stock", "restricted_note", "version")
+
+
+def _export_line(pid: int, name: str, category: str, price: int, stock: int,
+                 restricted_note: str, version: int) -> str:
+    """product_dict(row) as one JSON line, formatted directly: a full resync's export
+    writes one per live product, and a dict plus a generic encode per row cost twice as
+    much."""
+    return (f'{{"id":{pid},"name":{json.dumps(name)},"category":{json.dumps(category)},'
+            f'"price":{price},"stock":{stock},'
+            f'"restricted_note":{json.dumps(restricted_note)},"version":{version}}}\n')
 
 
 def outbox_event(row: Any) -> dict[str, Any]:

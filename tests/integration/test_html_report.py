@@ -18,9 +18,11 @@ import pytest
 from PIL import Image
 
 from harness.reporting import load_run_json
+from harness.reporting.bench_html import write_bench_html
 from harness.reporting.html import INDEX, write_html
 from harness.session import run_scenarios, select_scenarios
 from harness.settings import RunSettings
+from tests.bench_data import REPLICATION, bench_data, bench_folder
 from tests.report_data import build_run
 
 pytestmark = pytest.mark.integration
@@ -147,6 +149,27 @@ def test_stored_run_in_headless_chromium(tmp_path: Path) -> None:
     colours = image.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50  # text, badges, charts: not a blank
     assert _SHADE in {c for _, c in colours}, "no shaded fault window in the screenshot"
+
+
+def test_stored_bench_in_headless_chromium(tmp_path: Path) -> None:
+    data = bench_data(REPLICATION)  # a real `bench replication --quick` on RabbitMQ
+    folder = bench_folder(tmp_path / "reports", data)
+    dom = _dom(write_bench_html(data, folder), tmp_path / "profile")
+
+    # The figures that miss their target first, each a row of its own.
+    rows = [e for e in dom if e.tag == "tr" and e.attrs.get("class", "").startswith("figure")]
+    assert len(rows) == 16
+    assert [r.attrs["class"] for r in rows[:4]] == \
+        ["figure figure-not-met"] * 3 + ["figure figure-met"]
+    assert [r.text for r in rows[:3] if "NOT met" in r.text] == [r.text for r in rows[:3]]
+    assert "lag p99 at 200/s" in rows[0].text
+    # Replication's four charts, their labels readable text in the DOM.
+    assert len([e for e in dom if e.tag == "svg"]) == 4
+    labels = {e.text.strip() for e in dom if e.tag == "text"}
+    assert {"replication lag (ms)", "lag bound 1000 ms", "raw broker end-to-end p99",
+            "recovery (median, min-max)", "pipeline drain"} <= labels
+    (link,) = _within(dom, "pipeline", "a")
+    assert (folder / link.attrs["href"]).is_file()
 
 
 @pytest.mark.slow

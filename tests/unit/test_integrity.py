@@ -19,6 +19,7 @@ from reference_services.bench.integrity import run_integrity_bench, sql_range_ha
 from reference_services.common.db import make_engines
 from reference_services.consumer import models as consumer_models
 from reference_services.consumer.integrity import (
+    FIRST_LEVEL,
     MAX_RANGES_PER_CALL,
     bisect_divergent,
     compare_rows,
@@ -95,17 +96,21 @@ def divergences(draw: st.DrawFn,
     return lo, n, extra, fanout, overrides, sorted(ids)
 
 
-@given(divergences())
+@given(divergences(), st.sampled_from([1, 3, FIRST_LEVEL]))
 def test_bisection_recovers_exactly_the_divergent_ids_in_k_log_n(
-        case: tuple[int, int, int, int, dict[int, str | None], list[int]]) -> None:
+        case: tuple[int, int, int, int, dict[int, str | None], list[int]],
+        first_level: int) -> None:
     lo, n, extra, fanout, overrides, expected = case
     size = n + extra  # the search covers both sides' ids, as the snapshots' id_range give
     ours, theirs = FakeSide(lo, n, {}), FakeSide(lo, n, overrides)
-    result = bisect_divergent(ours, theirs, lo, lo + size, fanout=fanout)
+    result = bisect_divergent(ours, theirs, lo, lo + size, fanout=fanout,
+                              first_level=first_level)
 
     assert list(result.divergent_ids) == expected
     k = len(expected)
-    assert result.comparisons <= k * fanout * ceil_log(size, fanout) + fanout
+    assert result.comparisons <= k * fanout * ceil_log(size, fanout) + max(fanout,
+                                                                           first_level)
+    assert result.ranges_checked_per_level[0] == min(first_level, size)
     assert result.comparisons == sum(result.ranges_checked_per_level)
     # One batched call per level (no level here exceeds the batch limit) and both sides
     # asked the same number of times.
@@ -205,6 +210,20 @@ def test_bad_parameters_are_rejected() -> None:
         bisect_divergent(fake, fake, 0, 10, fanout=1)
     with pytest.raises(ValueError, match="leaf_size"):
         bisect_divergent(fake, fake, 0, 10, leaf_size=0)
+    with pytest.raises(ValueError, match="first_level"):
+        bisect_divergent(fake, fake, 0, 10, first_level=0)
+
+
+def test_a_wide_first_level_saves_the_levels_that_cover_everything() -> None:
+    """Planted ids far apart: from the whole range, 16-way, the first three levels all
+    differ nearly everywhere; a first level of FIRST_LEVEL pieces reaches that width at
+    once, in fewer round trips."""
+    planted: dict[int, str | None] = {i: "changed" for i in range(1_000, 1_000_000, 97_001)}
+    narrow = bisect_fakes(0, 1_000_000, {}, planted)[1]
+    wide = bisect_fakes(0, 1_000_000, {}, planted, first_level=FIRST_LEVEL)[1]
+    assert wide.divergent_ids == narrow.divergent_ids == tuple(sorted(planted))
+    assert wide.ranges_checked_per_level[0] == FIRST_LEVEL
+    assert wide.round_trips == narrow.round_trips - 2
 
 
 @pytest.mark.parametrize(("lo", "hi", "parts"), [(0, 10, 3), (5, 6, 16), (0, 100, 16),
@@ -344,9 +363,12 @@ def test_integrity_bench_runs_on_a_small_dataset(tmp_path: Path) -> None:
     assert size["rows"] == 2000
     assert size["verify_s"] >= 0 and size["setup_s"] >= 0
     assert [run["k"] for run in size["bisection"]] == [1, 5]
+    assert results["first_level"] == FIRST_LEVEL  # the verifier's search, as it runs
     for run in size["bisection"]:
-        assert 1 <= run["round_trips"] <= ceil_log(2005, 16) + 1
-        assert run["comparisons"] <= run["k"] * 16 * ceil_log(2005, 16) + 16
+        # The first level's ranges are ~8 ids wide here: split 16-way, they reach single
+        # ids at the next level.
+        assert 1 <= run["round_trips"] <= ceil_log(2005 // FIRST_LEVEL + 1, 16) + 1
+        assert run["comparisons"] <= FIRST_LEVEL + run["k"] * 16 * ceil_log(2005, 16)
         assert run["seconds"] >= 0
     assert "comparisons" in lines[-1]
     assert list(tmp_path.iterdir()) == []  # the databases are cleaned up

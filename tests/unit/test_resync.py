@@ -31,8 +31,9 @@ def event(sequence: int, kind: str, pid: int, version: int,
 
 
 class FakePublisher:
-    """GET /export (rows at `mark`), GET /events (the outbox after `mark`), and
-    GET /products/{id} (live rows, `tombstones` answered 410 with their version)."""
+    """GET /export (rows at `mark`), GET /events (the outbox after `mark`),
+    GET /products/{id} (live rows, `tombstones` answered 410 with their version) and
+    POST /products/batch (the same for many ids)."""
 
     def __init__(self, rows: list[dict[str, Any]], mark: int, events: list[dict[str, Any]],
                  tombstones: dict[int, int] | None = None,
@@ -44,6 +45,7 @@ class FakePublisher:
         self.failing_pages = failing_pages  # `after` values whose page answers 500
         self.page_size = page_size  # at most this many events per page, whatever `limit`
         self.pages: list[int] = []
+        self.batches: list[list[int]] = []  # the ids of each POST /products/batch
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -58,6 +60,14 @@ class FakePublisher:
                 return httpx.Response(500, json={"error": "database is locked"})
             later = [e for e in self.events if e["sequence"] > after]
             return httpx.Response(200, json=later[:min(limit, self.page_size)])
+        if path == "/products/batch":
+            ids = json.loads(request.content)["ids"]
+            self.batches.append(ids)
+            by_id = {r["id"]: r for r in self.rows}
+            return httpx.Response(200, json={
+                "products": [by_id[i] for i in ids if i in by_id],
+                "deleted": [{"id": i, "version": self.tombstones[i]} for i in ids
+                            if i in self.tombstones]})
         pid = int(path.rsplit("/", 1)[1])
         if pid in self.tombstones:
             return httpx.Response(410, json={"error": "product deleted", "deleted": True,
@@ -152,6 +162,7 @@ def test_product_deleted_at_the_source_is_not_brought_back_by_an_older_event(
     resyncer = resyncer_for(writer, publisher)
     report = resyncer.full()
     assert report.removed == 1
+    assert publisher.batches == [[7]]  # its delete's version, asked in one batch
     assert row(writer, 7)["deleted"] is True and row(writer, 7)["version"] == 3
     # The update, still queued (or waiting on the apply lock), arrives after the resync.
     assert deliver(resyncer, event(2, env.PRODUCT_UPSERTED, 7, 2, FIELDS)) == ["stale"]

@@ -24,7 +24,7 @@ def row(pid: int, version: int = 1, name: str | None = None) -> dict[str, Any]:
 
 
 class FakePublisher:
-    """Answers /snapshot, /ranges and /products/{id} from an in-memory dataset."""
+    """Answers /snapshot, /ranges and /products/batch from an in-memory dataset."""
 
     def __init__(self, rows: list[dict[str, Any]], high_water_mark: int) -> None:
         self.rows = {r["id"]: r for r in rows}
@@ -47,11 +47,10 @@ class FakePublisher:
                 answers.append({"lo": lo, "hi": hi, "count": len(inside),
                                 "hash": summarize(inside)["hash"]})
             return httpx.Response(200, json=answers)
-        if path.startswith("/products/"):
-            pid = int(path.rsplit("/", 1)[1])
-            if pid in self.rows:
-                return httpx.Response(200, json=self.rows[pid])
-            return httpx.Response(404, json={"error": "not found"})
+        if path == "/products/batch":
+            ids = json.loads(request.content)["ids"]
+            return httpx.Response(200, json={
+                "products": [self.rows[i] for i in ids if i in self.rows], "deleted": []})
         return httpx.Response(404, text=json.dumps({"error": path}))
 
 

@@ -1,6 +1,8 @@
 """Unit tests for harness.workload.driver against a fake publisher (httpx.MockTransport):
-concurrency bounds the writes in flight, keeps the operations a function of the seed and
-the answers whatever the timing, and failed writes are recorded, never fatal."""
+the load is open loop (writes keep their schedule when answers are slow, latency counts
+from the intended send time), concurrency caps the writes in flight and a full cap is
+recorded, the operations stay a function of the seed and the answers whatever the timing,
+and failed writes are recorded, never fatal."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 
 from harness.history import History, read_history
+from harness.metrics import load_rates
 from harness.workload import WorkloadDriver, WorkloadGenerator, WorkloadSpec
 
 SPEC = WorkloadSpec(rate_per_s=1000, duration_s=0.2, initial_products=10)
@@ -25,10 +28,12 @@ class FakePublisher:
     requests arrive in. Records how many were in flight."""
 
     def __init__(self, latency_s: tuple[float, float] = (0.0, 0.0), seed: int = 0,
-                 fail: dict[int, Exception] | None = None) -> None:
+                 fail: dict[int, Exception] | None = None,
+                 stall_s: dict[int, float] | None = None) -> None:
         self.latency_s = latency_s
         self.rng = random.Random(seed)
         self.fail = fail or {}
+        self.stall_s = stall_s or {}  # request number -> how long that one takes
         self.lock = threading.Lock()
         self.requests = 0
         self.in_flight = 0
@@ -40,7 +45,7 @@ class FakePublisher:
             self.requests += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            delay = self.rng.uniform(*self.latency_s)
+            delay = self.stall_s.get(number, self.rng.uniform(*self.latency_s))
         try:
             time.sleep(delay)
             if number in self.fail:
@@ -85,10 +90,57 @@ def test_concurrency_bounds_the_writes_in_flight(tmp_path: Path) -> None:
     assert publisher.max_in_flight == 4
 
 
-def test_sequential_by_default(tmp_path: Path) -> None:
+def test_one_at_a_time_with_concurrency_1(tmp_path: Path) -> None:
+    spec = WorkloadSpec(rate_per_s=1000, duration_s=0.05, initial_products=10, concurrency=1)
     publisher = FakePublisher(latency_s=(0.002, 0.004))
-    run_driver(tmp_path, publisher)
+    run_driver(tmp_path, publisher, spec)
     assert publisher.max_in_flight == 1
+
+
+# Writes take 4 times their interval: one at a time offers at most a quarter of the rate.
+SLOW = (0.02, 0.02)
+PACED = WorkloadSpec(rate_per_s=200, duration_s=0.5, initial_products=10)
+
+
+def test_the_offered_rate_holds_when_writes_take_longer_than_their_interval(
+        tmp_path: Path) -> None:
+    publisher = FakePublisher(latency_s=SLOW)
+    ops = run_driver(tmp_path, publisher, PACED)
+    rates = load_rates(ops)
+    assert rates is not None
+    assert len(ops) == PACED.max_ops and all(op["ok"] for op in ops)
+    assert round(rates.offered_per_s) == 200
+    assert rates.achieved_per_s >= 0.85 * rates.offered_per_s
+    assert 1 < publisher.max_in_flight <= PACED.concurrency
+    assert rates.behind_schedule == 0 and not any(op["cap_full"] for op in ops)
+    # Latency counts from the intended send time, so it is at least the write's own time.
+    assert min(op["latency_ms"] for op in ops) >= 20
+
+
+def test_a_full_cap_is_recorded_as_the_schedule_slipping(tmp_path: Path) -> None:
+    closed = WorkloadSpec(rate_per_s=200, duration_s=0.5, initial_products=10,
+                          concurrency=1)
+    ops = run_driver(tmp_path, FakePublisher(latency_s=SLOW), closed)
+    rates = load_rates(ops)
+    assert rates is not None
+    assert rates.achieved_per_s < 0.3 * rates.offered_per_s
+    # Every write after the first found the one before it unanswered at its due time.
+    assert rates.behind_schedule == len(ops) - 1
+    late = [op for op in ops if op["index"] > 0]
+    assert all(op["cap_full"] and op["sent_late_ms"] > 0 for op in late)
+    assert rates.max_send_delay_ms == max(op["sent_late_ms"] for op in ops)
+
+
+def test_a_stall_counts_in_the_latency_of_the_writes_held_behind_it(tmp_path: Path) -> None:
+    spec = WorkloadSpec(rate_per_s=200, duration_s=0.2, initial_products=10, concurrency=2)
+    # The 6th request takes 0.3 s: with 2 in flight, the writes due meanwhile wait for it.
+    ops = run_driver(tmp_path, FakePublisher(stall_s={5: 0.3}), spec)
+    held = [op for op in ops if op["cap_full"]]
+    assert held and max(op["sent_late_ms"] for op in held) >= 200
+    # Measured from when each was due: the wait for a slot is in the latency, not hidden.
+    assert all(op["latency_ms"] >= op["sent_late_ms"] for op in ops)
+    assert all(abs(op["due_s"] - op["index"] / 200) < 1e-3 for op in ops)
+    assert len(ops) == spec.max_ops
 
 
 def test_operations_depend_on_seed_and_answers_not_on_timing(tmp_path: Path) -> None:

@@ -121,8 +121,10 @@ def test_observe_forgets_gone_products() -> None:
     generator.observe(Operation(2, "update", 1, {"name": "x"}), 200, {})
     generator.observe(Operation(3, "stock", 1, {"delta": 1}), 500, {})
     assert generator.live_ids == [1]
+    # A delete's answer teaches nothing more: the generator dropped the id when it issued
+    # the delete (test_a_write_never_targets_a_product_whose_delete_was_issued).
     generator.observe(Operation(4, "delete", 1, {}), 200, {})
-    assert generator.live_ids == []
+    assert generator.live_ids == [1]
 
 
 def test_observe_ignores_failed_creates_and_learns_ids() -> None:
@@ -191,3 +193,36 @@ def test_mix_without_positive_weight_is_rejected(mix: tuple[tuple[str, float], .
     with pytest.raises(ConfigError) as info:
         WorkloadSpec(initial_products=1, mix=mix)
     assert info.value.field == "workload.mix"
+
+
+def test_a_write_never_targets_a_product_whose_delete_was_issued() -> None:
+    spec = WorkloadSpec(rate_per_s=100, duration_s=2, initial_products=20,
+                        mix=(("update", 0.5), ("delete", 0.5)))
+    generator = WorkloadGenerator(spec, random.Random(5))
+    deleted: set[int] = set()
+    for number in range(spec.max_ops):
+        op = generator.next_operation()
+        if op.kind == "create":  # the answer to a create is learnt at once here
+            generator.observe(op, 201, {"id": number + 1})
+        assert op.product_id not in deleted  # no answer to any delete was passed on
+        if op.kind == "delete" and op.product_id is not None:
+            deleted.add(op.product_id)
+    assert len(deleted) > 5
+
+
+def test_a_delete_never_targets_a_product_of_a_write_possibly_in_flight() -> None:
+    spec = WorkloadSpec(rate_per_s=100, duration_s=5, initial_products=30, concurrency=8,
+                        mix=(("update", 0.5), ("delete", 0.5)))
+    generator = WorkloadGenerator(spec, random.Random(2))
+    ops = []
+    for number in range(spec.max_ops):
+        op = generator.next_operation()
+        if op.kind == "create":
+            generator.observe(op, 201, {"id": number + 1})
+        ops.append(op)
+    deletes = [op for op in ops if op.kind == "delete"]
+    assert len(deletes) > 20
+    for op in deletes:
+        # The 7 writes before it may be unanswered when it goes out (8 in flight).
+        assert op.product_id not in {o.product_id for o in ops[op.index - 7:op.index]}
+

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.runtime.processes import ProcessRuntime
 
 
 def processes_started_under(root: Path) -> list[tuple[int, str]]:
@@ -31,5 +34,18 @@ def processes_started_under(root: Path) -> list[tuple[int, str]]:
 def leak_check(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Yields a report root; fails the test if any process started under it survives."""
     yield tmp_path
+    leaked = processes_started_under(tmp_path)
+    assert not leaked, f"processes left running after the test: {leaked}"
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
+    """A process runtime rooted in the test's folder; fails the test if anything it
+    started survives its close."""
+    runtime = ProcessRuntime(tmp_path)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
     leaked = processes_started_under(tmp_path)
     assert not leaked, f"processes left running after the test: {leaked}"

@@ -12,7 +12,7 @@ from harness import cli
 from harness.brokers.registry import broker_plugin
 from harness.session import load_catalogue
 from harness.variants import VARIANTS
-from tests.integration.test_catalogue_rabbitmq import run_one
+from tests.integration.test_catalogue_rabbitmq import assert_caught, run_one
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,10 +101,5 @@ def test_every_kafka_variant_has_a_case() -> None:
 
 @pytest.mark.parametrize("variant", sorted(KAFKA_VARIANT_CASES))
 def test_variant_is_caught_on_kafka(variant: str, leak_check: Path) -> None:
-    name, check, words = KAFKA_VARIANT_CASES[variant]
-    scenario = run_one(name, leak_check, variant=variant, converge_timeout_s=8.0,
-                       broker="kafka", seed=SEED)
-    assert scenario.verdict == "fail"
-    failed = {c.name: c for c in scenario.checks if not c.ok}
-    assert check in failed, scenario.first_failure()
-    assert words in failed[check].details
+    assert_caught(variant, KAFKA_VARIANT_CASES[variant], leak_check, broker="kafka",
+                  seed=SEED)

@@ -80,8 +80,16 @@ def test_every_variant_has_a_case() -> None:
 
 @pytest.mark.parametrize("variant", sorted(VARIANT_CASES))
 def test_variant_is_caught(variant: str, leak_check: Path) -> None:
-    name, check, words = VARIANT_CASES[variant]
-    scenario = run_one(name, leak_check, variant=variant, converge_timeout_s=8.0)
+    assert_caught(variant, VARIANT_CASES[variant], leak_check)
+
+
+def assert_caught(variant: str, case: tuple[str, str, str], root: Path,
+                  broker: str = "rabbitmq", seed: int = SEED) -> None:
+    """The variant's scenario fails, with this check among the failed ones, naming the
+    effect in these words."""
+    name, check, words = case
+    scenario = run_one(name, root, variant=variant, converge_timeout_s=8.0, broker=broker,
+                       seed=seed)
     assert scenario.verdict == "fail"
     failed = {c.name: c for c in scenario.checks if not c.ok}
     assert check in failed, scenario.first_failure()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,11 @@ from harness.contract import naming
 from harness.errors import BrokerError
 from harness.runtime.processes import ProcessRuntime
 from harness.runtime.tansu_node import CLUSTER_ID, TansuNode, kafka_ready
-from tests.integration.conftest import processes_started_under
 
 pytestmark = [pytest.mark.integration]
 
 TOPIC = naming.EVENTS_TOPIC
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
-    runtime = ProcessRuntime(tmp_path)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-    leaked = processes_started_under(tmp_path)
-    assert not leaked, f"processes left running after the test: {leaked}"
 
 
 def events(first: int, count: int) -> list[bytes]:

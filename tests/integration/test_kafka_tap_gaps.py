@@ -5,8 +5,6 @@ the tap read them by asking the broker, never by ignoring the skip."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,23 +13,11 @@ from harness.contract import envelope as env
 from harness.contract import naming
 from harness.runtime.processes import ProcessRuntime
 from harness.runtime.tansu_node import CLUSTER_ID, WATERMARK, TansuNode
-from tests.integration.conftest import processes_started_under
 
 pytestmark = [pytest.mark.integration]
 
 TOPIC = naming.EVENTS_TOPIC
 HOLE = 10
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
-    runtime = ProcessRuntime(tmp_path)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-    leaked = processes_started_under(tmp_path)
-    assert not leaked, f"processes left running after the test: {leaked}"
 
 
 def events(first: int, count: int) -> list[bytes]:

@@ -64,7 +64,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("offset_reset_latest", "consumer",
                 "keeps no positions of its own and starts every assignment at the end of "
                 "the log: what was published while no instance read a partition is skipped",
-                {KAFKA: ("group_rebalance", "consumer_down_long")}),
+                {KAFKA: ("group_rebalance", "consumer_down_long", "offset_reset")}),
         Variant("mark_sent_before_confirm", "publisher",
                 "the relay marks outbox rows sent before the broker confirmed them: a batch "
                 "lost on the way is never published again",

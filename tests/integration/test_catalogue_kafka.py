@@ -103,3 +103,10 @@ def test_every_kafka_variant_has_a_case() -> None:
 def test_variant_is_caught_on_kafka(variant: str, leak_check: Path) -> None:
     assert_caught(variant, KAFKA_VARIANT_CASES[variant], leak_check, broker="kafka",
                   seed=SEED)
+
+
+def test_offset_reset_fails_when_the_consumer_jumps_to_the_log_end(leak_check: Path) -> None:
+    # The consumer's second catcher: it never notices its positions fell off the log.
+    assert_caught("offset_reset_latest",
+                  ("offset_reset", "fault_was_active", "reported no data loss"), leak_check,
+                  broker="kafka", seed=SEED)

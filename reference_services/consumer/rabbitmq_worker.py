@@ -1,8 +1,9 @@
 """Consumes the consumer's RabbitMQ queue in batches.
 
-Messages are collected until the queue goes quiet for a moment or a batch is full, applied
-in one transaction, and only then acknowledged with one multiple-ack. A crash before the
-ack makes the broker redeliver the whole batch, which the inbox turns into no-ops.
+Messages are collected while more have already arrived (up to a full batch, or for at most
+max_batch_age_s), applied in one transaction, and only then acknowledged with one
+multiple-ack. A crash before the ack makes the broker redeliver the whole batch, which the
+inbox turns into no-ops.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pika.exceptions
 from harness.contract.envelope import EnvelopeError, decode
 from reference_services.common import rabbitmq
 from reference_services.common.crashpoints import CRASH_POINTS
+from reference_services.common.reconnect import Reconnect, probe_for
 from reference_services.consumer.applier import Applier, IncomingMessage, ResyncUnavailable
 
 log = logging.getLogger(__name__)
@@ -37,14 +39,14 @@ class WorkerStats:
 class RabbitWorker:
     def __init__(self, applier: Applier, broker_url: str, consumer_name: str,
                  variant: str = "none", prefetch: int = 500, batch_max: int = 500,
-                 quiet_s: float = 0.002, max_batch_age_s: float = 0.05) -> None:
+                 max_batch_age_s: float = 0.05) -> None:
         self.applier = applier
+        self.broker_url = broker_url
         self.params = rabbitmq.connection_parameters(broker_url)
         self.consumer_name = consumer_name
         self.variant = variant
         self.prefetch = prefetch
         self.batch_max = batch_max
-        self.quiet_s = quiet_s
         self.max_batch_age_s = max_batch_age_s
         self.stats = WorkerStats()
         self._stop = threading.Event()
@@ -64,20 +66,17 @@ class RabbitWorker:
                 "last_error": stats.last_error}
 
     def _run(self) -> None:
-        backoff_s = 0.1
+        reconnect = Reconnect("consumer", probe_for(self.broker_url), self._stop)
         while not self._stop.is_set():
             try:
-                self._consume()
-                backoff_s = 0.1
+                self._consume(reconnect)
             except (pika.exceptions.AMQPError, OSError, ResyncUnavailable) as exc:
                 self.stats.connected = False
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("consumer: %s; reconnecting in %.1fs", self.stats.last_error,
-                            backoff_s)
-                self._stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 1.0)
+                reconnect.failed(self.stats.last_error)
+                reconnect.wait()
 
-    def _consume(self) -> None:
+    def _consume(self, reconnect: Reconnect) -> None:
         connection = pika.BlockingConnection(self.params)
         try:
             channel = connection.channel()
@@ -94,11 +93,16 @@ class RabbitWorker:
 
             channel.basic_consume(queue, on_message, auto_ack=False)
             self.stats.connected = True
+            reconnect.succeeded()
             log.info("consuming %s", queue)
             first_at = 0.0
             while not self._stop.is_set():
                 before = len(pending)
-                connection.process_data_events(time_limit=self.quiet_s if pending else 0.1)
+                # With messages in hand, only read what has already arrived (time_limit 0:
+                # no wait): when nothing more has, the batch is applied at once, so a
+                # trickle of events is not held for a timer. A backlog still makes big
+                # batches: what arrives while one batch is applied forms the next.
+                connection.process_data_events(time_limit=0 if pending else 0.1)
                 if pending and before == 0:
                     first_at = time.monotonic()
                 quiet = len(pending) == before

@@ -2,15 +2,19 @@
 
 pika's BlockingChannel waits for a confirm after every message, which caps a relay at a
 few hundred messages per second here. This class runs pika's asynchronous SelectConnection
-on its own I/O thread and exposes one blocking call, `publish_batch`, that returns once the
-broker has confirmed every message of the batch (or raises): one round trip per batch.
+on its own I/O thread. `publish_async` sends a batch and returns at once a PublishedBatch
+that settles when the broker has confirmed every message of it (or nacked one, or the
+connection failed), so a caller can send the next batch while the broker persists the last
+one (a confirm waits for the broker's disk: tens of ms at times on a busy machine).
+`publish_batch` sends one and waits for it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,20 +37,49 @@ class OutgoingMessage:
     message_id: str
 
 
+class PublishedBatch:
+    """A batch sent to the broker, settled once every message of it is confirmed or nacked,
+    or its connection failed. Settled by the publisher's I/O thread; read by any thread."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sent_at = time.monotonic()
+        self.unconfirmed = size
+        self.nacked = 0
+        self.error: str | None = None
+        self._settled = threading.Event()
+
+    def settled(self) -> bool:
+        return self._settled.is_set()
+
+    def settle(self) -> None:
+        self._settled.set()
+
+    def wait(self, timeout_s: float) -> None:
+        """Returns once the broker has every message; raises PublishError otherwise."""
+        if not self._settled.wait(timeout_s):
+            raise PublishError(f"batch of {self.size} not confirmed within {timeout_s}s")
+        if self.error:
+            raise PublishError(self.error)
+        if self.nacked:
+            raise PublishError(f"broker nacked {self.nacked} of {self.size} messages")
+
+
 class ConfirmingPublisher:
-    def __init__(self, url: str, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, connect_timeout_s: float = 5.0,
+                 on_settled: Callable[[], None] = lambda: None) -> None:
+        """`on_settled` is called (on the I/O thread) each time a batch settles."""
         self._params = rabbitmq.connection_parameters(url)
         self._connect_timeout_s = connect_timeout_s
-        self._lock = threading.Lock()
+        self._on_settled = on_settled
         self._ready = threading.Event()
-        self._batch_done = threading.Event()
         self._connection: pika.SelectConnection | None = None
         self._channel: Channel | None = None
         self._thread: threading.Thread | None = None
         self._error: str | None = None
         self._next_tag = 0
-        self._outstanding: set[int] = set()
-        self._nacked = 0
+        # Delivery tag -> its batch, in tag order (tags only grow). I/O thread only.
+        self._outstanding: dict[int, PublishedBatch] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     def connect(self) -> None:
@@ -91,26 +124,22 @@ class ConfirmingPublisher:
 
     # -- publishing ------------------------------------------------------------------
     def publish_batch(self, messages: Sequence[OutgoingMessage], timeout_s: float = 5.0) -> None:
-        if not messages:
-            return
+        if messages:
+            self.publish_async(messages).wait(timeout_s)
+
+    def publish_async(self, messages: Sequence[OutgoingMessage]) -> PublishedBatch:
         connection = self._connection
         if connection is None or not self.connected:
             raise PublishError("not connected")
-        with self._lock:
-            self._batch_done.clear()
-            self._nacked = 0
-            connection.ioloop.add_callback_threadsafe(lambda: self._publish_all(messages))
-            if not self._batch_done.wait(timeout_s):
-                raise PublishError(f"batch of {len(messages)} not confirmed within {timeout_s}s")
-            if self._error:
-                raise PublishError(self._error)
-            if self._nacked:
-                raise PublishError(f"broker nacked {self._nacked} of {len(messages)} messages")
+        batch = PublishedBatch(len(messages))
+        connection.ioloop.add_callback_threadsafe(lambda: self._publish_all(messages, batch))
+        return batch
 
-    def _publish_all(self, messages: Sequence[OutgoingMessage]) -> None:
+    def _publish_all(self, messages: Sequence[OutgoingMessage], batch: PublishedBatch) -> None:
         channel = self._channel
-        if channel is None or not channel.is_open:
-            self._fail("channel closed before publishing")
+        if channel is None or not channel.is_open or self._error:
+            batch.error = self._error or "channel closed before publishing"
+            self._settle(batch)
             return
         for message in messages:
             channel.basic_publish(
@@ -121,22 +150,39 @@ class ConfirmingPublisher:
                                      content_type="application/json"),
             )
             self._next_tag += 1
-            self._outstanding.add(self._next_tag)
+            self._outstanding[self._next_tag] = batch
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
         tag = method.delivery_tag
-        done = {t for t in self._outstanding if t <= tag} if method.multiple else {tag}
-        if isinstance(method, pika.spec.Basic.Nack):
-            self._nacked += len(done & self._outstanding)
-        self._outstanding -= done
-        if not self._outstanding:
-            self._batch_done.set()
+        if method.multiple:
+            done = []
+            for outstanding in self._outstanding:  # in tag order
+                if outstanding > tag:
+                    break
+                done.append(outstanding)
+        else:
+            done = [tag] if tag in self._outstanding else []
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        for done_tag in done:
+            batch = self._outstanding.pop(done_tag)
+            batch.unconfirmed -= 1
+            if nack:
+                batch.nacked += 1
+            if batch.unconfirmed == 0:
+                self._settle(batch)
+
+    def _settle(self, batch: PublishedBatch) -> None:
+        batch.settle()
+        self._on_settled()
 
     def _fail(self, reason: str) -> None:
         self._error = reason
+        failed = set(self._outstanding.values())
         self._outstanding.clear()
-        self._batch_done.set()
+        for batch in failed:
+            batch.error = reason
+            self._settle(batch)
         self._ready.set()
 
     # -- pika callbacks (I/O thread) --------------------------------------------------

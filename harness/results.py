@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,9 @@ class ScenarioResult:
     # Why it cannot run on this run's broker (its faults need a capability the broker's
     # adapter lacks): reported, never counted as a pass.
     not_applicable: str = ""
+    # The scenario file it was read from (`harness run --scenario-file`); "" for one from
+    # the catalogue.
+    scenario_file: str = ""
 
     @property
     def passed(self) -> bool:
@@ -83,6 +87,7 @@ class ScenarioResult:
             "metrics": self.metrics,
             "faults": self.faults,
             "report_dir": self.report_dir,
+            "scenario_file": self.scenario_file,
         }
 
 
@@ -143,8 +148,11 @@ class RunResult:
 
     def replay_command(self) -> str:
         """Re-runs what did not pass (everything, if all did) with the same seed."""
-        failed = [s.name for s in self.scenarios if not s.passed and not s.not_applicable]
-        names = failed or [s.name for s in self.scenarios]
+        failed = [s for s in self.scenarios if not s.passed and not s.not_applicable]
+        # One read from a file is replayed from that file: its name is not in the catalogue,
+        # or is a catalogue scenario's that the file may have changed.
+        names = [f"--scenario-file {shlex.quote(s.scenario_file)}" if s.scenario_file
+                 else s.name for s in failed or self.scenarios]
         return (f"harness run {' '.join(names)} --seed {self.seed} --broker {self.broker} "
                 f"--runtime {self.runtime} --variant {self.variant}"
                 + (f" --db {self.db}" if self.db != "sqlite" else ""))

@@ -1,0 +1,242 @@
+"""The search: Hypothesis draws examples (harness/explore/schedule.py), an oracle runs
+each against a system under test and judges it, and a confirmed failure is shrunk.
+
+The oracle is any callable Example -> Outcome: the real one runs the example as a
+scenario (harness/explore/live.py); unit tests give a fake. Hypothesis sees only
+"failed" or "passed"; everything else (flaky outcomes, errors, the budget, progress) is
+kept here:
+
+- a failing example is run once more; if it passes then, it is *flaky*: recorded, and
+  passed to Hypothesis as a pass, so it is never shrunk into a false minimal case;
+- outcomes are remembered by example, so Hypothesis's own replay of the minimal case
+  before it reports it costs no run;
+- once the budget (seconds or examples) is spent, no new example runs: each counts as a
+  pass, so a shrink in progress stops at the smallest confirmed failure so far, which is
+  what the search reports (the last confirmed failure is always the smallest: the
+  shrinker only tries candidates smaller than its current one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from unittest import mock
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis import example as hypothesis_example
+from hypothesis.internal.conjecture import engine as hypothesis_engine
+
+from harness.explore.schedule import Example, examples
+
+# Checks about the run itself (harness/checkers/run_checks.py): a drawn fault too short
+# or too weak to be felt, or a publisher outage that fails writes, says nothing about the
+# system's correctness. A search judges by the other checks, its findings.
+RUN_CHECKS = frozenset({"progress", "fault_was_active"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of an example showed. `failed`: the finding checks that failed (empty:
+    no finding); `verdict`: the scenario's verdict; `details`: the first failing check's
+    message, or the error; `report_dir`: where its report is."""
+
+    failed: tuple[str, ...]
+    verdict: str
+    details: str = ""
+    report_dir: str = ""
+
+    @property
+    def is_failure(self) -> bool:
+        return bool(self.failed)
+
+
+Oracle = Callable[[Example], Outcome]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop running new examples after `seconds` of wall-clock time or `examples` runs
+    (reruns of a failing example included), whichever is given."""
+
+    seconds: float | None = None
+    examples: int | None = None
+
+    @staticmethod
+    def parse(text: str) -> Budget:
+        """"15m" (minutes), "90s" (seconds) or "40" (examples)."""
+        text = text.strip().lower()
+        try:
+            if text.endswith("m"):
+                return Budget(seconds=60 * float(text[:-1]))
+            if text.endswith("s"):
+                return Budget(seconds=float(text[:-1]))
+            return Budget(examples=int(text))
+        except ValueError:
+            raise ValueError(f"not a budget: {text!r}; write 15m, 90s or 40 "
+                             "(examples)") from None
+
+    def describe(self) -> str:
+        return f"{self.seconds:g} s" if self.seconds is not None \
+            else f"{self.examples} examples"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of an example: `index` counts runs from 1 (reruns included)."""
+
+    index: int
+    example: Example
+    outcome: Outcome
+    elapsed_s: float
+
+
+@dataclass
+class SearchResult:
+    runs: list[Run] = field(default_factory=list)
+    # Each distinct example tried (its first run), and its judgement: pass, fail, flaky.
+    judged: dict[str, str] = field(default_factory=dict)  # by Example.key()
+    first_failure: Run | None = None
+    minimal: Run | None = None
+    shrink_steps: int = 0  # confirmed failures smaller than the first
+    flaky: list[Run] = field(default_factory=list)
+    budget_spent: bool = False
+    elapsed_s: float = 0.0
+
+    @property
+    def examples_tried(self) -> int:
+        return len(self.judged)
+
+    def summary(self) -> str:
+        runs = len(self.runs)
+        rate = 60 * runs / self.elapsed_s if self.elapsed_s else 0.0
+        text = (f"{self.examples_tried} schedules tried in {runs} runs over "
+                f"{self.elapsed_s:.0f} s ({rate:.1f} runs/min); "
+                f"{sum(1 for v in self.judged.values() if v == 'fail')} confirmed failing, "
+                f"{len(self.flaky)} flaky")
+        if self.first_failure is not None and self.minimal is not None:
+            text += (f"; first failure after {self.first_failure.elapsed_s:.0f} s (run "
+                     f"{self.first_failure.index}), shrunk in {self.shrink_steps} steps to "
+                     f"{len(self.minimal.example.faults)} fault(s)")
+        return text
+
+
+class _Found(AssertionError):
+    """Raised to Hypothesis for a confirmed failure (its message names the checks)."""
+
+
+class _Search:
+    def __init__(self, oracle: Oracle, budget: Budget, progress: Callable[[str], None]
+                 ) -> None:
+        self.oracle = oracle
+        self.budget = budget
+        self.progress = progress
+        self.result = SearchResult()
+        self.started = time.monotonic()
+        self.outcomes: dict[str, Outcome] = {}  # by Example.key()
+
+    def spent(self) -> bool:
+        if self.budget.seconds is not None:
+            return time.monotonic() - self.started >= self.budget.seconds
+        return self.budget.examples is not None \
+            and len(self.result.runs) >= self.budget.examples
+
+    def run(self, example: Example) -> Outcome:
+        outcome = self.oracle(example)
+        elapsed = time.monotonic() - self.started
+        run = Run(len(self.result.runs) + 1, example, outcome, elapsed)
+        self.result.runs.append(run)
+        self.progress(f"run {run.index}: {example.describe()} -> "
+                      + (f"FAIL ({', '.join(outcome.failed)})" if outcome.failed
+                         else outcome.verdict))
+        return outcome
+
+    def judge(self, example: Example) -> Outcome | None:
+        """The example's outcome as Hypothesis should see it; None once the budget is
+        spent (it then counts as a pass, without a run)."""
+        key = example.key()
+        if key in self.outcomes:
+            return self.outcomes[key]
+        if self.spent():
+            self.result.budget_spent = True
+            return None
+        outcome = self.run(example)
+        verdict = "pass"
+        if outcome.is_failure:
+            again = self.run(example)
+            if again.is_failure:
+                verdict = "fail"
+                self._confirmed(self.result.runs[-1])
+            else:
+                verdict = "flaky"
+                self.result.flaky.append(self.result.runs[-2])
+                self.progress(f"flaky: failed ({', '.join(outcome.failed)}), then passed "
+                              "on rerun; not shrunk")
+                outcome = again
+        self.result.judged[key] = verdict
+        self.outcomes[key] = outcome
+        self._report()
+        return outcome
+
+    def _confirmed(self, run: Run) -> None:
+        if self.result.first_failure is None:
+            self.result.first_failure = run
+            self.progress(f"failure confirmed after {run.elapsed_s:.0f} s; shrinking")
+        else:
+            self.result.shrink_steps += 1
+        self.result.minimal = run
+
+    def _report(self) -> None:
+        r = self.result
+        self.progress(f"{r.examples_tried} schedules, {len(r.runs)} runs, "
+                      f"{sum(1 for v in r.judged.values() if v == 'fail')} failing, "
+                      f"{len(r.flaky)} flaky, {r.shrink_steps} shrink steps, "
+                      f"{time.monotonic() - self.started:.0f} s elapsed")
+
+
+@contextlib.contextmanager
+def _shrinking_until_the_budget() -> Iterator[None]:
+    """Hypothesis stops shrinking after 300 s of its own (a module constant of its engine,
+    not a setting): about a dozen real runs. Lifted while a search runs, so that the
+    budget decides when a shrink ends."""
+    if not hasattr(hypothesis_engine, "MAX_SHRINKING_SECONDS"):
+        yield  # a Hypothesis without the limit
+        return
+    with mock.patch.object(hypothesis_engine, "MAX_SHRINKING_SECONDS", 10**9):
+        yield
+
+
+def search(oracle: Oracle, actions: tuple[str, ...], budget: Budget, seed_value: int,
+           progress: Callable[[str], None], stored: Sequence[Example] = ()
+           ) -> SearchResult:
+    """Run the `stored` examples (failures of earlier searches, see store.py) first: one
+    that still fails is the result, unshrunk (it was minimal when stored). Then draw
+    examples with faults from `actions` until one fails (confirmed) and shrink it, or until
+    the budget is spent. The same `seed_value` and budget draw the same examples."""
+    state = _Search(oracle, budget, progress)
+    # A time budget still needs a cap on examples: after the budget every example counts
+    # as a pass without a run, and Hypothesis goes on drawing until the cap. No real run
+    # takes under a second.
+    cap = budget.examples if budget.examples is not None else max(10, int(budget.seconds or 0))
+
+    # Hypothesis's own example database is off under an explicit seed (hypothesis.seed),
+    # so earlier failures come back as explicit examples instead.
+    @seed(seed_value)
+    @settings(max_examples=cap, deadline=None, database=None,
+              phases=(Phase.explicit, Phase.generate, Phase.shrink),
+              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+              report_multiple_bugs=False, print_blob=False)
+    @given(examples(actions))
+    def probe(example: Example) -> None:
+        outcome = state.judge(example)
+        if outcome is not None and outcome.is_failure:
+            raise _Found(f"{', '.join(outcome.failed)}: {outcome.details}")
+
+    for earlier in stored:
+        probe = hypothesis_example(earlier)(probe)
+    # The minimal case is state.result.minimal; the one Hypothesis raises is the same.
+    with contextlib.suppress(_Found), _shrinking_until_the_budget():
+        probe()
+    state.result.elapsed_s = time.monotonic() - state.started
+    return state.result

@@ -1,0 +1,96 @@
+"""`harness explore` as a function: search for a failing fault schedule against the real
+system under test, and store what was found under the report root:
+
+- explore/<run>/: one folder per run of an example (its usual scenario report),
+  explore.json (every run and its judgement) and, on a confirmed failure, minimal.toml;
+- explore-db/<broker>-<variant>/: the minimal failing examples of earlier searches, each a
+  scenario file, run first by the next search with the same broker and variant.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.brokers.registry import broker_plugin
+from harness.explore.live import ScenarioOracle
+from harness.explore.schedule import explored_actions
+from harness.explore.search import Budget, SearchResult, search
+from harness.explore.store import ExampleStore, replay_command, write_minimal
+from harness.session import claim_run_id, prepare_report_dir
+from harness.settings import RunSettings
+
+
+@dataclass(frozen=True)
+class Exploration:
+    result: SearchResult
+    folder: Path
+    minimal_file: Path | None
+    replay: str  # the paste-able command that runs the minimal case; "" without one
+
+
+def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], None],
+            log: Callable[[str], None] = lambda _line: None) -> Exploration:
+    root = prepare_report_dir(settings.report_root)
+    run_id = claim_run_id(prepare_report_dir(root / "explore"),
+                          time.strftime("%Y%m%d-%H%M%S")
+                          + f"-{settings.variant}-s{settings.seed}")
+    folder = root / "explore" / run_id
+    store = ExampleStore(root / "explore-db" / f"{settings.broker}-{settings.variant}")
+    stored = store.load()
+    actions = explored_actions(broker_plugin(settings.broker).capabilities)
+    progress(f"explore: {len(actions)} fault actions, budget {budget.describe()}, seed "
+             f"{settings.seed}; {len(stored)} stored failing schedule(s) first; runs in "
+             f"{folder}")
+    result = search(ScenarioOracle(settings, folder, log), actions, budget, settings.seed,
+                    progress, stored)
+    for earlier in stored:
+        # One that passes now is dropped; a flaky one stays (its bug is real, just rare).
+        if result.judged.get(earlier.key()) == "pass":
+            store.discard(earlier)
+    minimal_file, replay = None, ""
+    if result.minimal is not None and result.first_failure is not None:
+        minimal = result.minimal
+        path = folder / "minimal.toml"
+        replay = replay_command(path, settings.variant, settings.seed, settings.broker,
+                                settings.db)
+        write_minimal(folder, minimal.example, [
+            f"Minimal failing schedule found by harness explore (seed {settings.seed}, "
+            f"variant {settings.variant}, broker {settings.broker}, db {settings.db})",
+            f"Failing checks: {', '.join(minimal.outcome.failed)}",
+            f"  {minimal.outcome.details.splitlines()[0][:300] if minimal.outcome.details else ''}",
+            f"First failure after {result.first_failure.elapsed_s:.0f} s (run "
+            f"{result.first_failure.index}, {len(result.first_failure.example.faults)} "
+            f"fault(s)); shrunk in {result.shrink_steps} steps to "
+            f"{len(minimal.example.faults)} fault(s)",
+            f"Its report: {minimal.outcome.report_dir}",
+            f"Replay: {replay}"])
+        minimal_file = path
+        store.save(minimal.example)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "explore.json").write_text(json.dumps(_summary(settings, budget, result,
+                                                             minimal_file, replay),
+                                                    indent=2), encoding="utf-8")
+    return Exploration(result, folder, minimal_file, replay)
+
+
+def _summary(settings: RunSettings, budget: Budget, result: SearchResult,
+             minimal_file: Path | None, replay: str) -> dict[str, object]:
+    return {
+        "seed": settings.seed, "broker": settings.broker, "variant": settings.variant,
+        "runtime": settings.runtime, "db": settings.db, "budget": budget.describe(),
+        "elapsed_s": round(result.elapsed_s, 1), "schedules": result.examples_tried,
+        "runs": [{"index": r.index, "schedule": r.example.describe(),
+                  "verdict": r.outcome.verdict, "failed": list(r.outcome.failed),
+                  "elapsed_s": round(r.elapsed_s, 1), "report_dir": r.outcome.report_dir}
+                 for r in result.runs],
+        "flaky": [r.example.describe() for r in result.flaky],
+        "first_failure_s": (round(result.first_failure.elapsed_s, 1)
+                            if result.first_failure is not None else None),
+        "shrink_steps": result.shrink_steps,
+        "minimal": str(minimal_file) if minimal_file is not None else None,
+        "replay": replay, "summary": result.summary(),
+    }

@@ -1,0 +1,61 @@
+"""`harness explore` on real RabbitMQ and real service processes, kept cheap: a failing
+schedule stored by an earlier search (explore-db) is run first, confirmed by a rerun and
+written as the minimal case; the written file then fails as a scenario file with the
+variant and passes without it. Drawing and shrinking are covered by
+tests/unit/test_explore.py against fakes; their real cost is measured in docs/explore.md."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.contract.crash_points import CONSUMER_BEFORE_COMMIT
+from harness.explore.schedule import Example
+from harness.explore.store import ExampleStore
+from harness.scenario import FaultStep
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SEED = 1
+VARIANT = "ack_before_commit"
+# The consumer killed just before its commit: with acks sent on receipt, the batch it held
+# is lost for good.
+KILLED_BEFORE_COMMIT = Example(100, 6, (FaultStep(f"crash_point:{CONSUMER_BEFORE_COMMIT}",
+                                                  "consumer", 2.0),))
+
+
+@pytest.fixture(autouse=True)
+def keep_sigterm_handler() -> Iterator[None]:
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_stored_failure_is_confirmed_written_and_replays(
+        leak_check: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ExampleStore(leak_check / "explore-db" / f"rabbitmq-{VARIANT}").save(KILLED_BEFORE_COMMIT)
+    code = cli.main(["explore", "--variant", VARIANT, "--budget", "2", "--seed", str(SEED),
+                     "--runtime", "processes", "--report-dir", str(leak_check)])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_FAIL, out
+    (minimal,) = leak_check.glob("explore/*/minimal.toml")
+    text = minimal.read_text()
+    replay = f"harness run --scenario-file {minimal} --seed {SEED} --variant {VARIANT}"
+    assert f"# Replay: {replay}" in text and f"replay: {replay}" in out
+    assert "# Failing checks: " in text and "no_lost_updates" in text
+    summary = json.loads((minimal.parent / "explore.json").read_text())
+    assert [r["failed"] != [] for r in summary["runs"]] == [True, True]  # failed, confirmed
+    assert summary["flaky"] == [] and summary["minimal"] == str(minimal)
+
+    replays = leak_check / "replays"
+    assert cli.main(["run", "--scenario-file", str(minimal), "--seed", str(SEED),
+                     "--variant", VARIANT, "--runtime", "processes",
+                     "--report-dir", str(replays / "variant")]) == cli.EXIT_FAIL
+    assert cli.main(["run", "--scenario-file", str(minimal), "--seed", str(SEED),
+                     "--runtime", "processes",
+                     "--report-dir", str(replays / "correct")]) == cli.EXIT_PASS

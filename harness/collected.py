@@ -82,6 +82,9 @@ class Collected:
     # The workload's planned writes (max_ops) and the share of them that must succeed.
     writes_planned: int | None = None
     min_write_share: float = DEFAULT_MIN_WRITE_SHARE
+    # Consumer key -> the restricted fields it was granted (harness/contract/grants.py);
+    # a key missing (a run stored before grants existed): it could read everything.
+    grants: dict[str, list[str]] = field(default_factory=dict)
 
     def save(self, directory: Path) -> None:
         """One JSON file per field, then the manifest naming them."""

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from harness import checkers
-from harness.checkers import observed
+from harness.checkers import authorization, observed
 from harness.checkers.acknowledgement import committed_without_ack
 from harness.checkers.base import CheckResult, unknown
 from harness.checkers.delivery import Excuses
 from harness.checkers.recovery import assess_faults
 from harness.collected import Collected, ConsumerData, ConsumerObservation
 from harness.consumers import FIRST, owner
+from harness.contract.grants import RESTRICTED_FIELDS
 from harness.contract.outcomes import RESYNCED
 
 Rows = list[dict[str, Any]]
@@ -89,6 +90,9 @@ def evaluate(c: Collected) -> Evaluation:
             "auto_repaired" if integrity.get("resync") == "auto" else "integrity_restored",
             lambda: _integrity_check(integrity, c.deliveries)))
         metrics["integrity"] = _integrity_metrics(c.integrity)
+    if any(f.get("access_probe") for f in c.faults):
+        checks.append(check_safe(authorization.CREDENTIALS,
+                                 lambda: authorization.credentials_enforced(c.faults)))
     if c.faults_planned:
         checks.append(check_safe("fault_was_active", lambda: checkers.fault_was_active(
             faults, c.faults_planned)))
@@ -108,8 +112,20 @@ def _replica_read(api_rows: Rows, seen: ConsumerObservation | None) -> Rows:
     return [r for r in seen.replica_db if not r["deleted"]]
 
 
+def _granted(c: Collected, key: str) -> tuple[str, ...]:
+    """The restricted fields consumer `key` may read (all, in a run stored before grants
+    existed)."""
+    return tuple(c.grants.get(key, RESTRICTED_FIELDS))
+
+
+def _source_for(c: Collected, key: str) -> Rows:
+    """The source's rows as consumer `key` must hold them: its view."""
+    return authorization.source_view(c.source, _granted(c, key))
+
+
 def _convergence(c: Collected) -> CheckResult:
-    result = checkers.compare_datasets(c.source, _replica_read(c.replica, c.observed))
+    result = checkers.compare_datasets(_source_for(c, FIRST),
+                                       _replica_read(c.replica, c.observed))
     if c.converged_after_s is None:
         return CheckResult("convergence", False,
                            f"not converged within {c.converge_timeout_s:.0f}s: "
@@ -132,7 +148,7 @@ def _other_consumer_checks(c: Collected, key: str, other: ConsumerData) -> list[
     excused = resync_excuses(None, other.observed.resyncs if other.observed else ())
     suffix = f"[{key}]"
     return [_renamed(check_safe("convergence", lambda: checkers.compare_datasets(
-                c.source, _replica_read(other.replica, other.observed))), suffix),
+                _source_for(c, key), _replica_read(other.replica, other.observed))), suffix),
             _renamed(check_safe("no_lost_updates", lambda: checkers.no_lost_updates(
                 c.published, other.deliveries, excused)), suffix),
             _renamed(check_safe("effect_once", lambda: checkers.effect_once(
@@ -221,10 +237,17 @@ def _observed_checks(c: Collected, faults: Sequence[dict[str, Any]]) -> list[Che
     for key, suffix, seen, deliveries, api in consumers:
         if seen is None:
             continue
+        # Judged against what this consumer may see (harness/checkers/authorization.py).
+        granted = _granted(c, key)
         for check, run in observed.consumer_checks(
-                key, keys, seen, tap, tap_status, c.published, c.source, deliveries, api,
-                excuses, injected):
+                key, keys, seen, authorization.tap_view(tap, c.published, granted),
+                tap_status, authorization.events_view(c.published, granted),
+                _source_for(c, key), deliveries, api, excuses, injected):
             checks.append(_renamed(check_safe(check, run), suffix))
+        if set(granted) < set(RESTRICTED_FIELDS):
+            checks.append(_renamed(check_safe(authorization.NAME, partial(
+                authorization.restricted_data_contained, key, granted, seen.replica_db,
+                seen.samples, tap, seen.resyncs)), suffix))
     return checks
 
 

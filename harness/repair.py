@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from harness.checkers.authorization import source_view
 from harness.checkers.observed import divergent_by_tap
+from harness.consumers import FIRST
 from harness.contract.dataset import REPLICATED_FIELDS
 from harness.errors import HarnessError, WaitTimeout
 from harness.history import History
@@ -38,8 +40,13 @@ def diverging_ids(source: Sequence[dict[str, Any]],
                      if any(src[pid][f] != rep[pid][f] for f in REPLICATED_FIELDS)})
 
 
+def _source(sut: SystemUnderTest) -> list[dict[str, Any]]:
+    """The source as the first consumer may see it (harness/contract/grants.py)."""
+    return source_view(sut.source_rows(), sut.specs[FIRST].grants)
+
+
 def divergent_ids(sut: SystemUnderTest) -> list[int]:
-    return diverging_ids(sut.source_rows(), sut.replica_rows())
+    return diverging_ids(_source(sut), sut.replica_rows())
 
 
 def detect_and_repair(sut: SystemUnderTest, repair: Repair, history: History,
@@ -109,7 +116,7 @@ def _await_auto_repair(sut: SystemUnderTest, record: dict[str, Any], history: Hi
     record["auto_resyncs"] = len(autos)
     # The truth, from the harness's own observation: the ids whose events as the broker
     # carried them cannot produce the source's state.
-    record["true_ids"] = divergent_by_tap(sut.tapped(), sut.source_rows())
+    record["true_ids"] = divergent_by_tap(sut.tapped(), _source(sut))
     progress(f"consumer repaired itself: {len(autos)} automatic resyncs changed "
              f"{len(record['auto_ids'])} rows; converged: {record['converged_after_repair']}")
     history.record("integrity", **record)

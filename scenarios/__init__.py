@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from harness.scenario import Scenario
 from scenarios import (
+    authorization,
     broker_outage,
     consumer_crash,
     consumer_down_long,
@@ -24,7 +25,7 @@ from scenarios import (
 
 MODULES = (steady_state, consumer_crash, crash_points, consumer_down_long, broker_outage,
            network_faults, message_chaos, out_of_sync, subscribers, publisher_crash,
-           resync_under_load, kafka_groups, outbox_order)
+           resync_under_load, kafka_groups, outbox_order, authorization)
 
 
 def all_scenarios() -> dict[str, Scenario]:

@@ -7,6 +7,9 @@ Publisher: `GET /snapshot`, `/export` (NDJSON, first line the high-water mark), 
 
 Every failure (connection, status, malformed body) raises `ServiceCallError` naming the
 URL, so a caller handles one exception type whatever went wrong.
+
+A client presents `token` on every call (harness/contract/grants.py): the harness's own
+clients hold the admin token, so they read everything and may use the control endpoints.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from harness.contract.grants import header
 from harness.errors import SetupError
 
 PAGE = 10_000
@@ -26,9 +30,10 @@ class ServiceCallError(SetupError):
 
 
 class ServiceClient:
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 10.0, token: str = "") -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s,
+                                 headers=header(token) if token else None)
 
     def close(self) -> None:
         self.http.close()

@@ -13,6 +13,8 @@ from harness.consumers import role
 from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.crash_points import POINTS as CRASH_POINT_NAMES
 from harness.contract.crash_points import service_of
+from harness.contract.grants import Grants
+from harness.faults.access_probe import AccessProbe
 from harness.faults.base import Fault
 from harness.faults.commit_delay import CommitDelay
 from harness.faults.crash_point import CrashAtPoint
@@ -29,6 +31,7 @@ from harness.faults.network import ClientProbe, LinkDown, ToxicFault
 from harness.faults.process import CrashMidBatch, KillProcess, PauseProcess, StopProcess
 from harness.faults.publisher import ConsumerBug, DataLossWhileDown, RelayMisbehaves
 from harness.faults.resync import FullResyncWithLoss
+from harness.faults.resync_call import ResyncCall
 from harness.links import CONSUMER_PUBLISHER, LINKS, Links
 from harness.runtime.base import Component
 
@@ -45,6 +48,8 @@ class FaultContext(Protocol):
 
     links: Links
     consumer_name: str
+    admin_token: str  # what the services' control endpoints require
+    grants: Grants  # every credential of the run (harness/contract/grants.py)
 
     @property
     def broker(self) -> BrokerAdapter: ...
@@ -100,7 +105,19 @@ def _process(make: Callable[[Component, Mapping[str, float]], Fault]) -> Builder
 
 
 def _crash_point(point: str) -> Builder:
-    return _process(lambda c, p: CrashAtPoint(c, point, int(p.get("after_hits", 1))))
+    return lambda ctx, req: CrashAtPoint(ctx.component(req.target), point,
+                                         int(req.params.get("after_hits", 1)),
+                                         ctx.admin_token)
+
+
+def _resync_call(full: bool) -> Builder:
+    def build(ctx: FaultContext, req: FaultRequest) -> Fault:
+        return ResyncCall(ConsumerClient(ctx.component(req.target).endpoint().http_url(),
+                                         token=ctx.admin_token),
+                          PublisherClient(ctx.component("publisher").endpoint().http_url(),
+                                          token=ctx.admin_token),
+                          req.target, full, int(req.params["count"]), req.rng)
+    return build
 
 
 def _toxic(toxic_type: str, integer_attributes: tuple[str, ...]) -> Builder:
@@ -199,25 +216,43 @@ ACTIONS: dict[str, FaultAction] = {
         "end, so the consumer's stored positions point before the log's start; heal starts "
         "it, which must report the data loss", frozenset({caps.LOSE_DATA,
                                                             caps.CONSUMER_GROUPS})),
+    **{
+        f"resync_{kind}": FaultAction(
+            _resync_call(full=kind == "full"),
+            {"count": ParamRange(50, 50)}, ("consumer",),
+            text, any_consumer=True)
+        for kind, text in (
+            ("partial", "asks the consumer for a partial resync of `count` ids drawn from "
+                        "the source's id range"),
+            ("full", "asks the consumer for a full resync (export, then catch-up); "
+                     "`count` is unused"))
+    },
+    "unauthorized_calls": FaultAction(
+        lambda ctx, req: AccessProbe(ctx.component(req.target), req.target, ctx.grants),
+        {}, ("publisher", "consumer"),
+        "calls every endpoint of the service but its writes and /health with no credential, "
+        "a wrong one and (where the admin's is needed) each consumer's; on the publisher, "
+        "each read endpoint with each consumer's own too", any_consumer=True),
     "relay_drop": FaultAction(
         lambda ctx, req: RelayMisbehaves(ctx.component("publisher"), "drop",
-                                         int(req.params["count"])),
+                                         int(req.params["count"]), ctx.admin_token),
         {"count": ParamRange(40, 40)}, ("publisher",),
         "the relay marks the next `count` events sent without publishing them"),
     "relay_corrupt": FaultAction(
         lambda ctx, req: RelayMisbehaves(ctx.component("publisher"), "corrupt",
-                                         int(req.params["count"])),
+                                         int(req.params["count"]), ctx.admin_token),
         {"count": ParamRange(30, 30)}, ("publisher",),
         "the relay sends the next `count` upserts with wrong, valid-looking values"),
     "commit_delay": FaultAction(
         lambda ctx, req: CommitDelay(ctx.component("publisher"), int(req.params["count"]),
-                                     req.params["hold_s"]),
+                                     req.params["hold_s"], ctx.admin_token),
         {"count": ParamRange(4, 4), "hold_s": ParamRange(1.0, 1.0)}, ("publisher",),
         "the next `count` writes hold their transaction open `hold_s` after their outbox "
         "insert, so later writes commit first (rows visible out of sequence order; needs "
         "concurrent writers: PostgreSQL)"),
     "consumer_bug": FaultAction(
-        lambda ctx, req: ConsumerBug(ctx.component("consumer")), {}, ("consumer",),
+        lambda ctx, req: ConsumerBug(ctx.component("consumer"), ctx.admin_token), {},
+        ("consumer",),
         "deploys a consumer defect (names truncated in every write); heal deploys the fix"),
     "link_down": FaultAction(
         lambda ctx, req: LinkDown(ctx.links, req.target, ctx.link_probe(req.target)),
@@ -232,8 +267,10 @@ ACTIONS: dict[str, FaultAction] = {
     "full_resync_with_loss": FaultAction(
         lambda ctx, req: FullResyncWithLoss(
             ctx.broker, ctx.consumer_name,
-            ConsumerClient(ctx.component("consumer").endpoint().http_url()),
-            PublisherClient(ctx.component("publisher").endpoint().http_url()),
+            ConsumerClient(ctx.component("consumer").endpoint().http_url(),
+                           token=ctx.admin_token),
+            PublisherClient(ctx.component("publisher").endpoint().http_url(),
+                            token=ctx.admin_token),
             ctx.links, CONSUMER_PUBLISHER, req.params["backlog_s"],
             req.params["export_delay_s"]),
         {"backlog_s": ParamRange(0.5, 0.5), "export_delay_s": ParamRange(1.0, 1.0)},

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from harness.contract.grants import header
 from harness.errors import FaultError
 from harness.faults.base import Evidence, Fault
 from harness.runtime.base import Component
@@ -20,8 +21,10 @@ class CommitDelay(Fault):
     # publisher's count of rows that overtook them is.
     slows_replication = False
 
-    def __init__(self, publisher: Component, count: int, hold_s: float) -> None:
+    def __init__(self, publisher: Component, count: int, hold_s: float,
+                 admin_token: str) -> None:
         self.publisher = publisher
+        self.admin_token = admin_token
         self.count = count
         self.hold_s = hold_s
         self.name = f"commit_delay:{count}x{hold_s:.1f}s"
@@ -32,7 +35,8 @@ class CommitDelay(Fault):
     def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         url = self.publisher.endpoint().http_url() + "/admin/commit-delay"
         try:
-            response = httpx.request(method, url, json=body, timeout=5.0)
+            response = httpx.request(method, url, json=body,
+                                     headers=header(self.admin_token), timeout=5.0)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise FaultError(f"publisher commit delay: {exc}") from exc

@@ -8,6 +8,7 @@ import signal
 
 import httpx
 
+from harness.contract.grants import header
 from harness.errors import FaultError, WaitTimeout
 from harness.faults.base import Evidence, Fault
 from harness.runtime.base import Component
@@ -17,8 +18,10 @@ ARMED_WAIT_S = 15.0
 
 
 class CrashAtPoint(Fault):
-    def __init__(self, component: Component, point: str, after_hits: int = 1) -> None:
+    def __init__(self, component: Component, point: str, after_hits: int = 1,
+                 admin_token: str = "") -> None:
         self.component = component
+        self.admin_token = admin_token
         self.point = point
         self.after_hits = after_hits
         self.name = f"crash_point:{point}"
@@ -31,7 +34,7 @@ class CrashAtPoint(Fault):
         url = self.component.endpoint().http_url() + "/admin/crash-points"
         try:
             response = httpx.post(url, json={"point": self.point, "after_hits": after_hits},
-                                  timeout=5.0)
+                                  headers=header(self.admin_token), timeout=5.0)
         except httpx.HTTPError as exc:
             # A busy service can reach the point, and die, before its answer to "arm" is
             # written: a dead process here is the point working, not an error.

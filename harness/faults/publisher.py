@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from harness.contract.grants import header
 from harness.errors import FaultError
 from harness.faults.base import Evidence, Fault
 from harness.runtime.base import Component
@@ -17,10 +18,12 @@ from harness.runtime.base import Component
 class RelayMisbehaves(Fault):
     slows_replication = False
 
-    def __init__(self, publisher: Component, what: str, count: int) -> None:
+    def __init__(self, publisher: Component, what: str, count: int,
+                 admin_token: str) -> None:
         if what not in ("drop", "corrupt"):
             raise ValueError(f"unknown relay fault {what!r}")
         self.publisher = publisher
+        self.admin_token = admin_token
         self.what = what
         self.count = count
         self.name = f"relay_{what}:{count}"
@@ -30,7 +33,8 @@ class RelayMisbehaves(Fault):
     def _call(self, method: str, body: dict[str, int] | None = None) -> dict[str, Any]:
         url = self.publisher.endpoint().http_url() + "/admin/relay-faults"
         try:
-            response = httpx.request(method, url, json=body, timeout=5.0)
+            response = httpx.request(method, url, json=body,
+                                     headers=header(self.admin_token), timeout=5.0)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise FaultError(f"publisher relay fault {self.what}: {exc}") from exc
@@ -62,8 +66,10 @@ class ConsumerBug(Fault):
     slows_replication = False
     corrupts_data = True
 
-    def __init__(self, consumer: Component, variant: str = "truncate_names") -> None:
+    def __init__(self, consumer: Component, admin_token: str,
+                 variant: str = "truncate_names") -> None:
         self.consumer = consumer
+        self.admin_token = admin_token
         self.variant = variant
         self.name = f"consumer_bug:{variant}"
         self._deployed = False
@@ -72,7 +78,8 @@ class ConsumerBug(Fault):
     def _set(self, variant: str) -> None:
         url = self.consumer.endpoint().http_url() + "/admin/variant"
         try:
-            httpx.post(url, json={"variant": variant}, timeout=5.0).raise_for_status()
+            httpx.post(url, json={"variant": variant}, headers=header(self.admin_token),
+                       timeout=5.0).raise_for_status()
         except httpx.HTTPError as exc:
             raise FaultError(f"cannot set consumer variant {variant}: {exc}") from exc
 

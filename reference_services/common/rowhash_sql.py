@@ -1,7 +1,9 @@
 """The dataset hash and range hashes as SQL aggregates over a table with h1/h2 columns.
 
 Both services' tables carry `id`, `category`, `deleted`, `h1`, `h2`; these functions give
-the same answers as `dataset.summarize` over the same rows, without reading them.
+the same answers as `dataset.summarize` over the same rows, without reading them. `parts`
+names another pair of digest columns of the table (the publisher's `p1`, `p2`: the rows as
+a caller without the restricted fields' grant sees them).
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ def _live(table: Table) -> Any:
     return table.c.deleted.is_(False)
 
 
-def table_summary(conn: Connection, table: Table) -> dict[str, Any]:
+HASH_PARTS = ("h1", "h2")
+
+
+def table_summary(conn: Connection, table: Table,
+                  parts: tuple[str, str] = HASH_PARTS) -> dict[str, Any]:
+    first, second = (table.c[p] for p in parts)
     count, s1, s2 = conn.execute(
-        select(func.count(), func.coalesce(func.sum(table.c.h1), 0),
-               func.coalesce(func.sum(table.c.h2), 0)).where(_live(table))).one()
+        select(func.count(), func.coalesce(func.sum(first), 0),
+               func.coalesce(func.sum(second), 0)).where(_live(table))).one()
     categories: dict[str, int] = dict(conn.execute(
         select(table.c.category, func.count()).where(_live(table))
         .group_by(table.c.category).order_by(table.c.category)).all())
@@ -34,16 +41,17 @@ def range_summary(conn: Connection, table: Table, lo: int, hi: int) -> dict[str,
 
 
 def ranges_summary(conn: Connection, table: Table, bounds: Sequence[tuple[int, int]],
-                   ) -> list[dict[str, Any]]:
+                   parts: tuple[str, str] = HASH_PARTS) -> list[dict[str, Any]]:
     """`range_summary` of every [lo, hi) in `bounds`, in one statement, in the order asked."""
     if not bounds:
         return []
-    rows = conn.execute(ranges_statement(table, bounds)).all()
+    rows = conn.execute(ranges_statement(table, bounds, parts)).all()
     return [{"lo": lo, "hi": hi, "count": int(count), "hash": combine(int(s1), int(s2))}
             for (lo, hi), (_, count, s1, s2) in zip(bounds, rows, strict=True)]
 
 
-def ranges_statement(table: Table, bounds: Sequence[tuple[int, int]]) -> Select[Any]:
+def ranges_statement(table: Table, bounds: Sequence[tuple[int, int]],
+                     parts: tuple[str, str] = HASH_PARTS) -> Select[Any]:
     """(index, count, sum h1, sum h2) of the live rows of each range, ordered by index.
 
     The ranges go in as a VALUES list, and each aggregate is a subquery correlated to its
@@ -64,9 +72,10 @@ def ranges_statement(table: Table, bounds: Sequence[tuple[int, int]]) -> Select[
     def over_range(aggregate: Any) -> Any:
         return select(aggregate).where(inside).correlate(asked).scalar_subquery()
 
+    first, second = (table.c[p] for p in parts)
     return select(asked.c.i, over_range(func.count()),
-                  over_range(func.coalesce(func.sum(table.c.h1), 0)),
-                  over_range(func.coalesce(func.sum(table.c.h2), 0))).order_by(asked.c.i)
+                  over_range(func.coalesce(func.sum(first), 0)),
+                  over_range(func.coalesce(func.sum(second), 0))).order_by(asked.c.i)
 
 
 def id_bounds(conn: Connection, table: Table) -> tuple[int, int]:

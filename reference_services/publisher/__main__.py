@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from harness.contract.grants import Grants
 from reference_services.common import kafka
 from reference_services.common.db import make_engines
 from reference_services.common.http import serve_until_signalled
@@ -17,7 +18,8 @@ from reference_services.publisher.kafka_publisher import KafkaDirectPublisher
 from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import ProductStore
 
-VARIANTS = ("none", "mark_sent_before_confirm", "dual_write", "relay_by_sequence_only")
+VARIANTS = ("none", "mark_sent_before_confirm", "dual_write", "relay_by_sequence_only",
+            "fat_events", "export_leaks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay-batch-size", type=int, default=500)
     parser.add_argument("--variant", default=os.environ.get("PUBLISHER_VARIANT", "none"),
                         choices=VARIANTS)
+    parser.add_argument("--grants", default=os.environ.get("PUBLISHER_GRANTS", ""),
+                        help="who may read what, as JSON (harness/contract/grants.py): "
+                             "each consumer's token and restricted fields, the admin "
+                             "token; without it every caller is the admin")
     args = parser.parse_args(argv)
+    try:
+        grants = Grants.from_json(args.grants) if args.grants else None
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s publisher %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)
@@ -58,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                   else DirectPublisher(args.broker_url))
     else:
         relay.start()
-    app = create_app(store, relay, args.variant, direct)
+    app = create_app(store, relay, args.variant, direct, grants)
     add_commit_delay_routes(app, commit_delay)
     serve_until_signalled(app, args.host, args.port, relay.stop,
                           "publisher")

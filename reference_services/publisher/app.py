@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from harness.contract.grants import RESTRICTED_FIELDS, Grants
+from reference_services.common.auth import Access, caller, install
 from reference_services.common.http import (
     add_admin_routes,
     json_body,
@@ -31,9 +33,26 @@ EXPORT_CHUNK = 2000
 as an HTTP chunk of its own, a system call each."""
 
 
+# Reached without a credential: the product writes (the service's own clients, the
+# workload) and the liveness probe. Everything else reads products or controls the service.
+_OPEN = {("GET", "/health"), ("POST", "/products")}
+
+
+def access(method: str, path: str) -> Access:
+    """What a request to the publisher needs (reference_services/common/auth.py)."""
+    if path.startswith("/admin/"):
+        return Access.ADMIN
+    if (method, path) in _OPEN or (
+            method in ("PUT", "DELETE") and path.startswith("/products/")) or (
+            method == "POST" and path.startswith("/products/") and path.endswith("/stock")):
+        return Access.PUBLIC
+    return Access.READ
+
+
 def create_app(store: ProductStore, relay: Relay, variant: str,
-               direct: EventPublisher | None = None) -> Flask:
+               direct: EventPublisher | None = None, grants: Grants | None = None) -> Flask:
     app = Flask("publisher")
+    install(app, grants, access)
     add_admin_routes(app)
     app.register_error_handler(BadArgument, lambda exc: json_error(400, str(exc)))
 
@@ -73,7 +92,7 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
     @app.get("/products/<int:product_id>")
     def get_product(product_id: int) -> Any:
         try:
-            return jsonify(store.get(product_id))
+            return jsonify(store.get(product_id, caller().fields))
         except NotFound as exc:
             return json_error(404, str(exc))
         except Gone as exc:
@@ -92,7 +111,7 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
                 or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
             return json_error(400, f'give {{"ids": [...]}} with at most {MAX_BATCH_IDS} '
                                    "integer ids")
-        live, deleted = store.products_by_ids(sorted(set(ids)))
+        live, deleted = store.products_by_ids(sorted(set(ids)), caller().fields)
         return jsonify({"products": live,
                         "deleted": [{"id": i, "version": v} for i, v in deleted.items()]})
 
@@ -103,7 +122,7 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
             bounds = parse_bounds(request.args.get("bounds", ""))
         except ValueError as exc:
             return json_error(400, str(exc))
-        return jsonify(store.range_hashes(bounds))
+        return jsonify(store.range_hashes(bounds, caller().fields))
 
     @app.get("/products")
     def products_in_range() -> Any:
@@ -111,7 +130,7 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
         hi = int_arg("hi", lo + 1000)
         if hi - lo > 100_000 or hi < lo:
             return json_error(400, "give lo <= hi with at most 100000 ids per page")
-        return jsonify(store.rows_in_range(lo, hi))
+        return jsonify(store.rows_in_range(lo, hi, caller().fields))
 
     @app.post("/admin/relay-faults")
     def arm_relay_faults() -> Any:
@@ -128,11 +147,13 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
 
     @app.get("/snapshot")
     def snapshot() -> Any:
-        return jsonify(store.snapshot())
+        return jsonify(store.snapshot(caller().fields))
 
     @app.get("/export")
     def export() -> Response:
-        pieces = store.export(EXPORT_CHUNK)
+        # BUG (variant export_leaks): the export serves every column to every caller.
+        pieces = store.export(EXPORT_CHUNK, frozenset(RESTRICTED_FIELDS)
+                              if variant == "export_leaks" else caller().fields)
         header = next(pieces)  # the read is open and its high-water mark known
 
         def body() -> Iterator[str]:
@@ -148,7 +169,26 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
     @app.get("/events")
     def events() -> Any:
         return jsonify(store.events_after(int_arg("after", 0),
-                                          int_arg("limit", 1000, minimum=1, cap=10000)))
+                                          int_arg("limit", 1000, minimum=1, cap=10000),
+                                          caller().fields))
+
+    @app.post("/events/restricted")
+    def restricted_values() -> Any:
+        """{"event_ids": [...]} -> {"values": {event_id: {field: value}}}: the restricted
+        values those events withheld, at their own versions, that the caller may read."""
+        ids = json_body().get("event_ids")
+        if not isinstance(ids, list) or len(ids) > MAX_BATCH_IDS \
+                or not all(isinstance(i, str) for i in ids):
+            return json_error(400, f'give {{"event_ids": [...]}} with at most '
+                                   f"{MAX_BATCH_IDS} ids")
+        if not caller().fields:
+            return json_error(403, f"{caller().name} is granted no restricted field")
+        return jsonify({"values": store.restricted_values(ids, caller().fields)})
+
+    @app.get("/grants/mine")
+    def my_grants() -> Any:
+        """Who the caller is and the restricted fields it may read."""
+        return jsonify({"consumer": caller().name, "fields": sorted(caller().fields)})
 
     @app.get("/health")
     def health() -> Any:

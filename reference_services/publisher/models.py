@@ -31,6 +31,11 @@ products = Table(
     # hashes are SUMs over these, so verifying a million rows never reads them.
     Column("h1", Integer, nullable=False, default=0),
     Column("h2", Integer, nullable=False, default=0),
+    # The same over the row with its restricted fields redacted (harness/contract/grants.py):
+    # the hashes served to a caller without the grant, as cheap as the full ones.
+    # A server default too: the integrity bench inserts rows with raw SQL naming h1/h2 only.
+    Column("p1", Integer, nullable=False, default=0, server_default="0"),
+    Column("p2", Integer, nullable=False, default=0, server_default="0"),
     sqlite_autoincrement=True,
 )
 
@@ -47,7 +52,11 @@ outbox = Table(
     Column("version", Integer, nullable=False),
     Column("occurred_at", Float, nullable=False),
     Column("schema_version", Integer, nullable=False),
+    # What the broker carries: no restricted value (their names in payload["withheld"]).
     Column("payload", Text, nullable=False),
+    # The restricted values the event withheld, as JSON: served through the API to the
+    # consumers granted them, with the event's exact version (POST /events/restricted).
+    Column("restricted", Text, nullable=True),
     Column("sent_at", Float, nullable=True, index=True),
     sqlite_autoincrement=True,
 )

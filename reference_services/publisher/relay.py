@@ -261,7 +261,8 @@ class Relay:
                 return dropping
         messages = []
         for row in rows:
-            envelope = self.faults.maybe_corrupt(envelope_from_row(row))
+            envelope = self.faults.maybe_corrupt(
+                envelope_from_row(row, fat=self.variant == "fat_events"))
             messages.append(OutgoingMessage(self._routing_key(envelope.aggregate_id),
                                             envelope.encode(), envelope.event_id))
         seqs = [row.seq for row in rows]

@@ -10,7 +10,8 @@ suffixes use:
   messages they compete for, or one consumer group) and its database. The first instance
   has the consumer's key; instance n (n >= 2) is `<key>.i<n>`, e.g. `consumer2.i2`;
 - each consumer's links through the fault proxy are `<key>_broker` and `<key>_publisher`,
-  shared by its instances.
+  shared by its instances, and with the services on PostgreSQL `<key>_db` to its database
+  (an SQLite file has no connection to fault).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import re
 
 FIRST = "consumer"
 _PROCESS = re.compile(r"(consumer(?:[2-9]|[1-9]\d+)?)(?:\.i([2-9]|[1-9]\d+))?")
-_LINK = re.compile(r"(consumer(?:[2-9]|[1-9]\d+)?)_(broker|publisher)")
+_LINK = re.compile(r"(consumer(?:[2-9]|[1-9]\d+)?)_(broker|publisher|db)")
 
 
 def consumer_key(index: int) -> str:
@@ -40,6 +41,10 @@ def publisher_link(key: str) -> str:
     return f"{key}_publisher"
 
 
+def db_link(key: str) -> str:
+    return f"{key}_db"
+
+
 def owner(target: str) -> str | None:
     """The key of the consumer a fault target belongs to (its process, one of its
     instances, or one of its links); None for anything else (broker, publisher, relay)."""
@@ -49,8 +54,8 @@ def owner(target: str) -> str | None:
 
 def role(target: str) -> str:
     """What a target is, whichever consumer it belongs to: `consumer` for any consumer's
-    process or instance, `consumer_broker` / `consumer_publisher` for any consumer's
-    links; any other target is its own role."""
+    process or instance, `consumer_broker` / `consumer_publisher` / `consumer_db` for any
+    consumer's links; any other target is its own role."""
     if _PROCESS.fullmatch(target):
         return FIRST
     link = _LINK.fullmatch(target)

@@ -1,9 +1,9 @@
 """Network links of the system under test, each through a named fault proxy.
 
 Every link that matters (relay -> broker, and for each consumer: consumer -> broker,
-consumer -> publisher API) is a proxy on a Toxiproxy-API server: ours
-(`harness.faultproxy`) here, or the real Toxiproxy where it exists. The harness talks to
-it only through toxiproxy-python.
+consumer -> publisher API, and on PostgreSQL consumer -> its database) is a proxy on a
+Toxiproxy-API server: ours (`harness.faultproxy`) here, or the real Toxiproxy where it
+exists. The harness talks to it only through toxiproxy-python.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import NotFound, ProxyExists
 from toxiproxy.proxy import Proxy
 
-from harness.consumers import FIRST, broker_link, publisher_link
+from harness.consumers import FIRST, broker_link, db_link, publisher_link
 from harness.errors import FaultError
 from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
 
 RELAY_BROKER = "relay_broker"
-# The first consumer's links; consumer k's are consumer<k>_broker and consumer<k>_publisher
-# (harness/consumers.py).
+# The first consumer's links; consumer k's are consumer<k>_broker, consumer<k>_publisher
+# and consumer<k>_db (harness/consumers.py).
 CONSUMER_BROKER = broker_link(FIRST)
 CONSUMER_PUBLISHER = publisher_link(FIRST)
+# Exists only with the services on PostgreSQL: an SQLite file has no connection.
+CONSUMER_DB = db_link(FIRST)
 # Every kind of link: the relay's, and any consumer's as its role (harness.consumers.role).
-LINKS = (RELAY_BROKER, CONSUMER_BROKER, CONSUMER_PUBLISHER)
+LINKS = (RELAY_BROKER, CONSUMER_BROKER, CONSUMER_PUBLISHER, CONSUMER_DB)
 
 T = TypeVar("T")
 

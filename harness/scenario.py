@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from harness import consumers as keys
 from harness.brokers.capabilities import DESCRIPTIONS, describe, missing
 from harness.checkers.run_checks import DEFAULT_MIN_WRITE_SHARE
+from harness.contract.grants import RESTRICTED_FIELDS
 from harness.errors import ConfigError
 from harness.faults.catalogue import ACTIONS, STREAMS, ParamRange
-from harness.variants import DBS
+from harness.variants import DBS, POSTGRES, SQLITE
 from harness.workload import WorkloadSpec
 
 
@@ -160,14 +161,21 @@ class ConsumerSpec:
     `instances` processes run under its name: they share its queue (competing for its
     messages) and its database, so its inbox dedupes across them. `join_at_s` > 0 starts
     it that many seconds into the load, after history exists; `initial_sync` makes it copy
-    the publisher's dataset (full resync) when it joins."""
+    the publisher's dataset (full resync) when it joins. `grants`: the restricted fields
+    (harness/contract/grants.py) the publisher lets it read; none by default, so every
+    scenario checks that restricted values stay out of its replica."""
 
     name: str = "orders"
     join_at_s: float = 0.0
     initial_sync: bool = False
     instances: int = 1
+    grants: tuple[str, ...] = ()
 
     def validate(self, where: str) -> None:
+        if not isinstance(self.grants, tuple) or (
+                self.grants and set(self.grants) != set(RESTRICTED_FIELDS)):
+            raise ConfigError(f"{where}.grants", f"{self.grants!r} is not a grant",
+                              f"give () or all restricted fields {RESTRICTED_FIELDS}")
         if not isinstance(self.name, str) or not _CONSUMER_NAME.fullmatch(self.name):
             raise ConfigError(f"{where}.name", f"{self.name!r} is not a consumer name",
                               "use lowercase letters, digits, '_' and '-', e.g. 'orders2'")
@@ -246,6 +254,7 @@ class Scenario:
                 raise ConfigError(f"{self.name}.faults[{index}]",
                                   f"expected FaultStep, got {type(step).__name__}",
                                   "build each entry with FaultStep(action=..., target=...)")
+            self._validate_db_link(f"{self.name}.faults[{index}]", step)
             step.validate(f"{self.name}.faults[{index}]", self.targets)
             self._validate_fault_on_consumer(f"{self.name}.faults[{index}]", step)
         if not _finite(self.converge_timeout_s) or self.converge_timeout_s <= 0:
@@ -282,6 +291,14 @@ class Scenario:
                               "message faults and repairs rest on it)",
                               "give it join_at_s=0, and let a later consumer join late")
 
+    def _validate_db_link(self, where: str, step: FaultStep) -> None:
+        if keys.role(step.target) == keys.db_link(keys.FIRST) and SQLITE in self.dbs:
+            # A step on a link that does not exist would fail at run time, after set-up.
+            raise ConfigError(f"{where}.target",
+                              f"{step.target} is a consumer's connection to its PostgreSQL "
+                              "database; on SQLite (a file) there is none",
+                              f"give the scenario dbs=({POSTGRES!r},)")
+
     def _validate_fault_on_consumer(self, where: str, step: FaultStep) -> None:
         key = keys.owner(step.target)
         if key is None:
@@ -314,6 +331,8 @@ class Scenario:
         for key, spec in self.by_key.items():
             found += [keys.instance_key(key, n) for n in range(spec.instances)]
             found += [keys.broker_link(key), keys.publisher_link(key)]
+            if SQLITE not in self.dbs:  # on PostgreSQL only
+                found.append(keys.db_link(key))
         return tuple(found)
 
     @property

@@ -53,10 +53,12 @@ VARIANTS: dict[str, Variant] = {
     for v in (
         Variant("ack_before_commit", "consumer",
                 "acknowledges each message on receipt, before its transaction commits: "
-                "a crash loses what was acknowledged but not yet stored",
+                "a crash, or a transaction that fails, loses what was acknowledged but not "
+                "yet stored",
                 # Kafka has no per-message acknowledgement: its counterpart is
-                # autocommit_offsets.
-                {RABBITMQ: ("consumer_crash",)}),
+                # autocommit_offsets. network_faults_consumer_db (PostgreSQL): a batch
+                # whose transaction fails on the database link was already acknowledged.
+                {RABBITMQ: ("consumer_crash", "network_faults_consumer_db")}),
         Variant("autocommit_offsets", "consumer",
                 "commits each batch's offsets to Kafka before its database transaction and "
                 "resumes from Kafka's committed offsets: a crash in between skips the batch",
@@ -98,6 +100,14 @@ VARIANTS: dict[str, Variant] = {
                 "a full resync replaces the replica with the export and stops there: events "
                 "after the export's high-water mark are left to the queue, which lost them",
                 _both(("full_resync_under_load",))),
+        Variant("fat_events", "publisher",
+                "the relay puts the restricted values an upsert withheld back into the "
+                "event: every subscriber's queue gets them, granted or not",
+                _both(("authorization",), ("authorization",))),
+        Variant("export_leaks", "publisher",
+                "GET /export serves every column to every caller, ignoring its grants: a "
+                "full resync copies restricted values into an unauthorized replica",
+                _both(("authorization",), ("authorization",))),
         Variant("relay_by_sequence_only", "publisher",
                 "the relay reads only outbox rows after the last sequence it sent: a row "
                 "whose transaction commits after a higher sequence's is never published",

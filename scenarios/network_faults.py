@@ -6,12 +6,18 @@ apart. Nothing may be lost; lag grows during each fault and recovers after it.
 slow_close is left out: it only delays a close, which replication does not notice (the
 fault-proxy conformance tests cover it).
 
+network_faults_consumer_db (PostgreSQL only: an SQLite file has no connection) puts the
+faults a database connection meets on the consumer's link to its database: slow answers,
+resets, a black hole, a cut. Each may cost failed transactions, which the consumer must
+neither acknowledge nor skip: it retries them, and each event is still applied once.
+
 link_partition cuts the relay's link, then the consumer's, for 4 s each.
 """
 
 from harness.faults.catalogue import ParamRange
-from harness.links import CONSUMER_BROKER, CONSUMER_PUBLISHER, RELAY_BROKER
+from harness.links import CONSUMER_BROKER, CONSUMER_DB, CONSUMER_PUBLISHER, RELAY_BROKER
 from harness.scenario import FaultStep, Scenario
+from harness.variants import DBS, POSTGRES
 from harness.workload import WorkloadSpec
 
 # The direction that carries the link's main traffic: publishes go up the relay's link,
@@ -20,7 +26,7 @@ from harness.workload import WorkloadSpec
 # several requests in flight (Kafka's idempotent producer: +0.11 s of lag where 0.125 s
 # counts as felt).
 _MAIN_STREAM = {RELAY_BROKER: "upstream", CONSUMER_BROKER: "downstream",
-                CONSUMER_PUBLISHER: "downstream"}
+                CONSUMER_PUBLISHER: "downstream", CONSUMER_DB: "downstream"}
 
 _STEPS: tuple[tuple[str, dict[str, ParamRange]], ...] = (
     ("latency", {}),
@@ -31,6 +37,11 @@ _STEPS: tuple[tuple[str, dict[str, ParamRange]], ...] = (
     ("limit_data", {}),
     ("link_down", {}),
 )
+# A database connection carries small statements and answers, many round trips per
+# transaction: throttles (bandwidth, slicer, limit_data) only repeat what latency and a
+# reset show there.
+_DB_STEPS = tuple(step for step in _STEPS
+                  if step[0] in ("latency", "reset_peer", "timeout", "link_down"))
 
 
 def _fixed(**values: float) -> dict[str, ParamRange]:
@@ -48,23 +59,27 @@ _OVERRIDES: dict[str, dict[str, dict[str, ParamRange]]] = {
 }
 
 
-def _schedule(link: str) -> tuple[FaultStep, ...]:
+def _schedule(link: str, steps: tuple[tuple[str, dict[str, ParamRange]], ...]
+              ) -> tuple[FaultStep, ...]:
     return tuple(
         FaultStep(action, link, at_s=1.5 + 3.0 * index, duration_s=2.0,
                   params={**params, **_OVERRIDES.get(link, {}).get(action, {})},
                   stream=_MAIN_STREAM[link])
-        for index, (action, params) in enumerate(_STEPS)
+        for index, (action, params) in enumerate(steps)
     )
 
 
-def _network_scenario(name: str, link: str, what: str) -> Scenario:
+def _network_scenario(name: str, link: str, what: str,
+                      steps: tuple[tuple[str, dict[str, ParamRange]], ...] = _STEPS,
+                      dbs: tuple[str, ...] = DBS) -> Scenario:
     return Scenario(
         name=name,
         description=f"each toxic on {what} for 2 s under load; nothing lost, lag recovers",
-        workload=WorkloadSpec(rate_per_s=150, duration_s=3.0 * len(_STEPS) + 1.5,
+        workload=WorkloadSpec(rate_per_s=150, duration_s=3.0 * len(steps) + 1.5,
                               initial_products=50),
-        faults=_schedule(link),
+        faults=_schedule(link, steps),
         converge_timeout_s=40,
+        dbs=dbs,
     )
 
 
@@ -74,6 +89,8 @@ SCENARIOS = (
                       "the consumer -> broker link"),
     _network_scenario("network_faults_publisher_api", CONSUMER_PUBLISHER,
                       "the consumer -> publisher API link"),
+    _network_scenario("network_faults_consumer_db", CONSUMER_DB,
+                      "the consumer -> its PostgreSQL database link", _DB_STEPS, (POSTGRES,)),
     Scenario(
         name="link_partition",
         description="relay -> broker link down 4 s, then consumer -> broker link down 4 s",

@@ -13,6 +13,12 @@ transaction-level advisory lock. The consumer relies on that (its batches read r
 decide, and write them back, from any of its processes). A service whose writers lock
 what they change themselves can run them concurrently (`serial_writers=False`: the
 publisher, whose outbox readers then cope with commits out of sequence order).
+
+A PostgreSQL connection can die under a service (the server restarted, the network reset
+it): each pooled connection is tested before use (pool_pre_ping) and replaced if dead, so
+one broken connection costs one failed transaction, not every later one. A new
+connection gives up after CONNECT_TIMEOUT_S instead of waiting on an unanswering server
+for ever.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from sqlalchemy import Engine, create_engine, event
 
 # Advisory lock keys are per database, so one key serves every service.
 WRITER_LOCK = 0x52434831  # "RCH1"
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,9 @@ def make_engines(url: str, serial_writers: bool = True) -> Engines:
         # SQLite has one writer at a time whatever is asked.
         return Engines(writer=_sqlite_engine(url, "BEGIN IMMEDIATE"),
                        reader=_sqlite_engine(url, "BEGIN"))
-    writer = create_engine(url, pool_size=8, max_overflow=8)
+    resilient: dict[str, Any] = {"pool_pre_ping": True,
+                                 "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    writer = create_engine(url, pool_size=8, max_overflow=8, **resilient)
     if serial_writers:
         @event.listens_for(writer, "begin")
         def _one_writer(conn: Any) -> None:
@@ -71,5 +80,5 @@ def make_engines(url: str, serial_writers: bool = True) -> Engines:
 
     # An engine of its own: the writers' lock must not apply to readers.
     reader = create_engine(url, pool_size=8, max_overflow=8,
-                           isolation_level="REPEATABLE READ")
+                           isolation_level="REPEATABLE READ", **resilient)
     return Engines(writer=writer, reader=reader)

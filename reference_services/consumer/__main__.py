@@ -12,6 +12,7 @@ import time
 import httpx
 from sqlalchemy import func, select
 
+from harness.contract.grants import header
 from reference_services.common import kafka
 from reference_services.common.db import Engines, make_engines
 from reference_services.common.http import serve_until_signalled
@@ -20,6 +21,7 @@ from reference_services.consumer.applier import Applier, RemoteProduct, ResyncUn
 from reference_services.consumer.kafka_worker import KafkaWorker
 from reference_services.consumer.models import metadata, replica_products
 from reference_services.consumer.rabbitmq_worker import RabbitWorker
+from reference_services.consumer.restricted import PublisherRestricted
 from reference_services.consumer.resync import Resyncer, ResyncError
 from reference_services.consumer.verifier import Verifier
 from reference_services.consumer.worker import Worker
@@ -56,8 +58,10 @@ def initial_sync(worker: Worker, resyncer: Resyncer, engines: Engines) -> None:
         return
 
 
-def make_fetcher(publisher_url: str) -> httpx.Client:
-    return httpx.Client(base_url=publisher_url, timeout=5.0)
+def make_fetcher(publisher_url: str, token: str = "") -> httpx.Client:
+    """The client of every call to the publisher, presenting the consumer's credential."""
+    return httpx.Client(base_url=publisher_url, timeout=5.0,
+                        headers=header(token) if token else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                              "(0 disables)")
     parser.add_argument("--variant", default=os.environ.get("CONSUMER_VARIANT", "none"),
                         choices=VARIANTS)
+    parser.add_argument("--token", default=os.environ.get("CONSUMER_TOKEN", ""),
+                        help="this consumer's credential at the publisher (its grants)")
+    parser.add_argument("--admin-token", default=os.environ.get("CONSUMER_ADMIN_TOKEN", ""),
+                        help="the credential this consumer's control and observation "
+                             "endpoints require; without it they are open")
     args = parser.parse_args(argv)
     on_kafka = kafka.is_kafka_url(args.broker_url)
     if args.variant in (RABBITMQ_ONLY_VARIANTS if on_kafka else KAFKA_ONLY_VARIANTS):
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engines = make_engines(args.db_url)
     metadata.create_all(engines.writer)
-    client = make_fetcher(args.publisher_url)
+    client = make_fetcher(args.publisher_url, args.token)
 
     resyncer: Resyncer | None = None
 
@@ -117,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         except ResyncError as exc:
             raise ResyncUnavailable(str(exc)) from exc
 
-    applier = Applier(engines.writer, fetch_product, args.variant)
+    applier = Applier(engines.writer, fetch_product, args.variant,
+                      PublisherRestricted(client))
     resyncer = Resyncer(applier, client)
     worker: Worker = (
         KafkaWorker(applier, args.broker_url, args.name, variant=args.variant,
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         auto_resync=(lambda ids: resyncer.partial(ids, kind="auto"))
                         if args.auto_resync == "known" else None)
     verifier.start()
-    app = create_app(engines, worker, verifier, resyncer, args.name)
+    app = create_app(engines, worker, verifier, resyncer, args.name, args.admin_token)
 
     def on_stop() -> None:
         verifier.stop()

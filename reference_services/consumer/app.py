@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from harness.contract.grants import Grants
+from reference_services.common.auth import Access, install
 from reference_services.common.db import Engines
 from reference_services.common.http import (
     add_admin_routes,
@@ -25,9 +27,17 @@ from reference_services.consumer.verifier import Verifier
 from reference_services.consumer.worker import Worker
 
 
+def access(method: str, path: str) -> Access:
+    """What a request to the consumer needs (reference_services/common/auth.py): its
+    liveness probe and its own business (orders) are open; everything else reads its
+    replica and bookkeeping, which may hold restricted values, or controls it."""
+    return Access.PUBLIC if path in ("/health", "/orders") else Access.ADMIN
+
+
 def create_app(engines: Engines, worker: Worker, verifier: Verifier,
-               resyncer: Resyncer, name: str) -> Flask:
+               resyncer: Resyncer, name: str, admin_token: str = "") -> Flask:
     app = Flask("consumer")
+    install(app, Grants(admin_token) if admin_token else None, access)
     add_admin_routes(app)
     app.register_error_handler(BadArgument, lambda exc: json_error(400, str(exc)))
 

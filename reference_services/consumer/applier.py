@@ -6,22 +6,31 @@ replica's, and record what happened. A stock delta applies only on top of the ve
 before it; if that version never arrived, the product is fetched from the publisher
 (partial resync) instead of guessing. On Kafka the batch also records, in the same
 transaction, the position in each partition it brings the consumer to.
+
+An upsert carries no restricted value (harness/contract/grants.py): it names those it
+withheld. A consumer granted them fetches the batch's withheld values from the publisher,
+each at its event's own version, in one call before the transaction; one the publisher
+does not know (an event it never wrote) is resynced from the product instead. A consumer
+without the grant stores the event as it came: REDACTED in their place.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from harness.contract import envelope as env
 from harness.contract.dataset import row_hash_parts
+from harness.contract.grants import WITHHELD
 from harness.contract.outcomes import APPLIED, DEAD_LETTERED, DEDUPLICATED, RESYNCED, STALE
 from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.consumer.models import (
@@ -63,7 +72,56 @@ class ResyncUnavailable(RuntimeError):
     """The publisher could not be asked; the batch is retried later."""
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The batch's transaction failed on the way to the database (connection refused,
+    reset or cut). Its commit may still have reached the server, so the batch must be
+    neither acknowledged nor skipped: it is retried, and the inbox makes what did commit a
+    no-op."""
+
+
+# A batch whose transaction failed is tried again after a pause doubling from the first
+# value to the second with each failure in a row: short enough that a healed database link
+# costs little lag, long enough that a dead one is not hammered.
+DB_RETRY_S = (0.05, 0.5)
+
+
+def db_retry_pause_s(failures: int) -> float:
+    """The pause after the `failures`-th failed transaction in a row (1 for the first)."""
+    return min(DB_RETRY_S[1], DB_RETRY_S[0] * 2.0 ** max(0, failures - 1))
+
+
+def connection_failed(exc: DBAPIError) -> bool:
+    """Whether a database error is the connection's failure (worth retrying), not the
+    statement's (a bug, which retrying would repeat)."""
+    return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+
+
 FetchProduct = Callable[[int], RemoteProduct | None]
+
+
+class RestrictedValues(Protocol):
+    """The publisher's answers about restricted fields; both raise ResyncUnavailable
+    when it cannot be asked."""
+
+    def granted(self) -> frozenset[str]:
+        """The restricted fields this consumer may read."""
+
+    def values(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """{event_id: {field: value}}: what those events withheld, that it may read."""
+
+
+@dataclass(frozen=True)
+class _Withheld:
+    """What a batch's upserts withheld that this consumer may read, fetched."""
+
+    granted: frozenset[str] = frozenset()
+    values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def wanted(self, event: env.Envelope) -> frozenset[str]:
+        withheld = event.payload.get(WITHHELD)
+        if event.type != env.PRODUCT_UPSERTED or not isinstance(withheld, list):
+            return frozenset()
+        return self.granted & frozenset(withheld)
 
 # Variant log_lies_stale drops the events whose sequence is a multiple of this.
 LIE_STALE_EVERY = 25
@@ -91,19 +149,29 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Se
 
 
 class Applier:
-    def __init__(self, writer: Engine, fetch_product: FetchProduct, variant: str = "none"):
+    def __init__(self, writer: Engine, fetch_product: FetchProduct, variant: str = "none",
+                 restricted: RestrictedValues | None = None):
         self.writer = writer
         self.fetch_product = fetch_product
         self.variant = variant
+        # None: the consumer reads no restricted field (it stores what events carry).
+        self.restricted = restricted
         # Held by every writer of the replica (batches and resyncs), so a resync never
         # interleaves with a batch. Re-entrant: a full resync applies its catch-up batches.
         self.lock = threading.RLock()
 
     def apply_batch(self, messages: Sequence[IncomingMessage],
                     positions: Sequence[PartitionPosition] = ()) -> BatchResult:
-        """Apply `messages` and store `positions` in one transaction: both or neither."""
+        """Apply `messages` and store `positions` in one transaction: both or neither.
+        Raises DatabaseUnavailable when the transaction could not be carried out."""
         with self.lock:
-            return self._apply_batch(messages, positions)
+            try:
+                return self._apply_batch(messages, positions)
+            except DBAPIError as exc:
+                if not connection_failed(exc):
+                    raise
+                raise DatabaseUnavailable(f"{type(exc.orig).__name__}: "
+                                          f"{str(exc.orig).strip()[:300]}") from exc
 
     def _apply_batch(self, messages: Sequence[IncomingMessage],
                      positions: Sequence[PartitionPosition]) -> BatchResult:
@@ -114,6 +182,7 @@ class Applier:
             except env.EnvelopeError as exc:
                 decoded.append(exc)
         envelopes = [d for d in decoded if isinstance(d, env.Envelope)]
+        withheld = self._fetch_withheld(envelopes)
         with self.writer.begin() as conn:
             seen = self._already_processed(conn, [e.event_id for e in envelopes])
             rows = self._load_rows(conn, {e.product_id for e in envelopes})
@@ -140,7 +209,7 @@ class Applier:
                         # the log says the replica already held a newer version.
                         outcome = STALE
                     else:
-                        outcome = self._apply(item, rows, dirty)
+                        outcome = self._apply(item, rows, dirty, withheld)
                     if item.event_id in seen:
                         # BUG (variant no_dedupe) reached here: processed a second time.
                         delivery_rows.append(_delivery(item, outcome, message, now))
@@ -169,12 +238,23 @@ class Applier:
             # BUG (variant): a consumer-side defect that corrupts what it stores, in every
             # write path, resync included: re-syncing before the fix repairs nothing.
             rows = [{**r, "name": r["name"][:8]} for r in rows]
-        _upsert(conn, replica_products,
-                [_with_hashes(r["id"], {k: v for k, v in r.items() if k != "id"})
-                 for r in rows],
-                ("id",), [c.name for c in replica_products.columns if c.name != "id"])
+        if rows:
+            # At the driver, in one executemany: SQLAlchemy's per-row parameter handling
+            # cost as much as the insert itself for a full resync's rows.
+            conn.exec_driver_sql(_replica_upsert(conn.dialect.paramstyle),
+                                 [_replica_params(r) for r in rows])
 
     # -- steps -----------------------------------------------------------------------
+    def _fetch_withheld(self, envelopes: Sequence[env.Envelope]) -> _Withheld:
+        """Asks the publisher only when an upsert of the batch withheld something: what
+        this consumer is granted (once), then the values, in one call."""
+        if self.restricted is None or not any(
+                e.type == env.PRODUCT_UPSERTED and e.payload.get(WITHHELD) for e in envelopes):
+            return _Withheld()
+        found = _Withheld(self.restricted.granted())
+        ids = [e.event_id for e in envelopes if found.wanted(e)]
+        return _Withheld(found.granted, self.restricted.values(ids)) if ids else found
+
     @staticmethod
     def _already_processed(conn: Connection, event_ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -197,7 +277,7 @@ class Applier:
         return rows
 
     def _apply(self, event: env.Envelope, rows: dict[int, dict[str, Any]],
-               dirty: set[int]) -> str:
+               dirty: set[int], withheld: _Withheld) -> str:
         pid = event.product_id
         current = rows.get(pid)
         if self.variant == "no_version_check":
@@ -205,7 +285,13 @@ class Applier:
         if current is not None and event.version <= current["version"]:
             return STALE
         if event.type == env.PRODUCT_UPSERTED:
+            wanted = withheld.wanted(event)
+            values = withheld.values.get(event.event_id, {})
+            if not wanted <= values.keys():
+                # The publisher never wrote this event: take the product as it is now.
+                return self._resync_one(pid, event.version, rows, dirty)
             rows[pid] = {**{k: event.payload[k] for k in env.PRODUCT_FIELDS},
+                         **{k: values[k] for k in wanted},
                          "version": event.version, "deleted": False}
         elif event.type == env.PRODUCT_DELETED:
             base = current or {k: ("" if t is str else 0) for k, t in env.PRODUCT_FIELDS.items()}
@@ -280,9 +366,23 @@ class Applier:
                          .values(last_seen=now, attempts=existing.attempts + 1))
 
 
-def _with_hashes(product_id: int, row: dict[str, Any]) -> dict[str, Any]:
-    h1, h2 = row_hash_parts(product_id, row)
-    return {"id": product_id, **row, "h1": h1, "h2": h2}
+_REPLICA_COLUMNS = tuple(c.name for c in replica_products.columns)
+
+
+@functools.cache
+def _replica_upsert(paramstyle: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _REPLICA_COLUMNS if c != "id")
+    return (f"INSERT INTO {replica_products.name} ({', '.join(_REPLICA_COLUMNS)}) "
+            f"VALUES ({', '.join(mark for _ in _REPLICA_COLUMNS)}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}")
+
+
+def _replica_params(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A replica row as _replica_upsert's parameters, its digest halves computed here."""
+    h1, h2 = row_hash_parts(row["id"], row)
+    full = {**row, "h1": h1, "h2": h2}
+    return tuple(full[c] for c in _REPLICA_COLUMNS)
 
 
 def _delivery(event: env.Envelope | None, outcome: str, message: IncomingMessage,

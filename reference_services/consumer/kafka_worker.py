@@ -40,6 +40,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 
 from harness.contract.envelope import EnvelopeError, decode
 from harness.contract.naming import REASON_HEADER, consumer_group
@@ -47,9 +48,11 @@ from reference_services.common import kafka
 from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.consumer.applier import (
     Applier,
+    DatabaseUnavailable,
     IncomingMessage,
     PartitionPosition,
     ResyncUnavailable,
+    db_retry_pause_s,
 )
 from reference_services.consumer.models import consumer_offsets
 
@@ -152,6 +155,7 @@ class KafkaWorker:
         self._pending: list[ReceivedRecord] = []
         self._pending_since = 0.0
         self._vanish_reported = False
+        self._db_failures = 0  # consecutive batches whose transaction failed
 
     def start(self) -> None:
         self._thread.start()
@@ -174,7 +178,9 @@ class KafkaWorker:
             try:
                 self._consume()
                 backoff_s = 0.1
-            except (KafkaException, kafka.KafkaUnavailable) as exc:
+            except (KafkaException, kafka.KafkaUnavailable, DBAPIError) as exc:
+                # DBAPIError: the database failed outside a batch (reading the stored
+                # positions on an assignment); the rebuilt consumer reads them again.
                 self.stats.connected = False
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("consumer: %s; reconnecting in %.1fs", self.stats.last_error,
@@ -399,6 +405,18 @@ class KafkaWorker:
             log.warning("consumer: %s; retrying the batch", exc)
             self._stop.wait(0.5)
             return
+        except DatabaseUnavailable as exc:
+            # Perhaps committed, perhaps not: read again, the inbox drops what committed.
+            self._rewind(batch)
+            self.stats.retries += 1
+            self.stats.last_error = f"DatabaseUnavailable: {exc}"
+            self._db_failures += 1
+            pause_s = db_retry_pause_s(self._db_failures)
+            log.warning("consumer: database unavailable: %s; retrying the batch in %.2fs",
+                        exc, pause_s)
+            self._stop.wait(pause_s)
+            return
+        self._db_failures = 0
         self._publish_dead_letters(batch, result.dead_letter_reasons)
         CRASH_POINTS.hit("consumer.after_apply_before_ack")
         if self.variant != AUTOCOMMIT_OFFSETS:

@@ -3,7 +3,9 @@
 Messages are collected while more have already arrived (up to a full batch, or for at most
 max_batch_age_s), applied in one transaction, and only then acknowledged with one
 multiple-ack. A crash before the ack makes the broker redeliver the whole batch, which the
-inbox turns into no-ops.
+inbox turns into no-ops. A batch whose transaction fails (the publisher or the database
+unreachable) is handed back to the broker and the worker reconnects after a pause, so it
+comes again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from harness.contract.envelope import EnvelopeError, decode
 from reference_services.common import rabbitmq
 from reference_services.common.crashpoints import CRASH_POINTS
 from reference_services.common.reconnect import Reconnect, probe_for
-from reference_services.consumer.applier import Applier, IncomingMessage, ResyncUnavailable
+from reference_services.consumer.applier import (
+    Applier,
+    DatabaseUnavailable,
+    IncomingMessage,
+    ResyncUnavailable,
+    db_retry_pause_s,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ class RabbitWorker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
+        self._db_failures = 0  # batches in a row whose transaction failed
 
     def start(self) -> None:
         self._thread.start()
@@ -70,6 +79,16 @@ class RabbitWorker:
         while not self._stop.is_set():
             try:
                 self._consume(reconnect)
+            except DatabaseUnavailable as exc:
+                # The broker is fine: no probing it. The batch went back to the queue and
+                # comes again once reconnected, after a pause growing while this lasts.
+                self.stats.connected = False
+                self.stats.last_error = f"DatabaseUnavailable: {exc}"
+                self._db_failures += 1
+                pause_s = db_retry_pause_s(self._db_failures)
+                log.warning("consumer: database unavailable: %s; retrying the batch in "
+                            "%.2fs", exc, pause_s)
+                self._stop.wait(pause_s)
             except (pika.exceptions.AMQPError, OSError, ResyncUnavailable) as exc:
                 self.stats.connected = False
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -134,7 +153,7 @@ class RabbitWorker:
             return
         try:
             result = self.applier.apply_batch(messages)
-        except ResyncUnavailable:
+        except (ResyncUnavailable, DatabaseUnavailable):
             self.stats.retries += 1
             if self.variant != "ack_before_commit":
                 channel.basic_nack(last_tag, multiple=True, requeue=True)
@@ -147,6 +166,7 @@ class RabbitWorker:
                 rabbitmq.DEAD_LETTER_EXCHANGE, self.consumer_name, messages[index].body,
                 pika.BasicProperties(delivery_mode=2, headers={"x-reason": reason[:500],
                                                                "x-consumer": self.consumer_name}))
+        self._db_failures = 0
         CRASH_POINTS.hit("consumer.after_apply_before_ack")
         if self.variant != "ack_before_commit":
             channel.basic_ack(last_tag, multiple=True)

@@ -36,6 +36,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from harness.contract import envelope as env
 from reference_services.consumer.applier import Applier, IncomingMessage, RemoteProduct
 from reference_services.consumer.models import replica_products
+from reference_services.consumer.restricted import with_restricted
 
 FETCH_BATCH = 5000
 """Ids per POST /products/batch: within the publisher's limit (10,000), and an answer of
@@ -264,8 +265,8 @@ class Resyncer:
             events = response.json()
             if not events:
                 return
-            messages = [IncomingMessage(env.from_event(e).encode(), False, time.time())
-                        for e in events]
+            messages = [IncomingMessage(env.from_event(with_restricted(e)).encode(), False,
+                                        time.time()) for e in events]
             with self.apply_lock:
                 self.applier.apply_batch(messages)
             report.caught_up_events += len(events)

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
 
 from harness.contract.dataset import REPLICATED_FIELDS
 from reference_services.consumer.integrity import (
@@ -97,7 +98,14 @@ class Verifier:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            report = self.verify_once(bisect=self.auto_resync is not None)
+            try:
+                report = self.verify_once(bisect=self.auto_resync is not None)
+            except DBAPIError as exc:
+                # The replica's database is unreachable: nothing to compare; next round
+                # tries again. Not a failure of the call to the publisher (stats.failures).
+                self.stats.last_outcome = f"database unavailable: {type(exc.orig).__name__}"
+                log.warning("verification: replica database unavailable: %s", exc.orig)
+                continue
             ids = sorted(i for kind in AUTO_REPAIRABLE for i in report.get("kinds", {})
                          .get(kind, []))
             if ids and self.auto_resync is not None:

@@ -71,3 +71,25 @@ def test_outbox_commit_order_is_not_applicable_on_sqlite(leak_check: Path) -> No
     scenario = run_on("sqlite", "outbox_commit_order", leak_check)
     assert scenario.verdict == "not_applicable"
     assert "--db postgres" in scenario.not_applicable
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_the_consumer_survives_faults_on_its_database_link(broker: str,
+                                                           leak_check: Path) -> None:
+    scenario = run_on("postgres", "network_faults_consumer_db", leak_check, broker=broker)
+    assert scenario.verdict == "pass", scenario.first_failure()
+    assert [f["target"] for f in scenario.faults] == ["consumer_db"] * 4
+    assert all(f["verified"] for f in scenario.faults)
+    # The consumer's own connections went through the link: its transactions failed there,
+    # and it retried them (each event still applied once: the checks above).
+    log = (Path(scenario.report_dir) / "consumer.log").read_text(errors="replace")
+    assert "database unavailable" in log and "retrying the batch" in log
+
+
+def test_ack_before_commit_loses_what_a_failed_transaction_held(leak_check: Path) -> None:
+    scenario = run_on("postgres", "network_faults_consumer_db", leak_check,
+                      variant="ack_before_commit", converge_timeout_s=8.0)
+    assert scenario.verdict == "fail"
+    failed = {c.name: c for c in scenario.checks if not c.ok}
+    assert "no_lost_updates" in failed, scenario.first_failure()
+    assert "lost updates" in failed["no_lost_updates"].details

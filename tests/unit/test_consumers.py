@@ -15,6 +15,7 @@ def test_keys_of_consumers_and_instances() -> None:
     assert consumers.instance_key("consumer", 1) == "consumer.i2"
     assert (consumers.broker_link("consumer12"), consumers.publisher_link("consumer")) == (
         "consumer12_broker", "consumer_publisher")
+    assert consumers.db_link("consumer2") == "consumer2_db"
 
 
 @pytest.mark.parametrize(("target", "owner", "role"), [
@@ -24,6 +25,8 @@ def test_keys_of_consumers_and_instances() -> None:
     ("consumer12.i10", "consumer12", "consumer"),
     ("consumer_broker", "consumer", "consumer_broker"),
     ("consumer3_publisher", "consumer3", "consumer_publisher"),
+    ("consumer_db", "consumer", "consumer_db"),
+    ("consumer4_db", "consumer4", "consumer_db"),
     ("broker", None, "broker"),
     ("publisher", None, "publisher"),
     ("relay_broker", None, "relay_broker"),

@@ -99,7 +99,7 @@ def test_a_variant_is_caught_per_broker() -> None:
 @pytest.mark.parametrize(("name", "broker", "scenarios"), [
     ("autocommit_offsets", "kafka", ("consumer_crash",)),
     ("offset_reset_latest", "kafka", ("group_rebalance", "consumer_down_long", "offset_reset")),
-    ("ack_before_commit", "rabbitmq", ("consumer_crash",)),
+    ("ack_before_commit", "rabbitmq", ("consumer_crash", "network_faults_consumer_db")),
 ])
 def test_broker_specific_variants_and_their_catchers(
         name: str, broker: str, scenarios: tuple[str, ...]) -> None:

@@ -49,8 +49,9 @@ def test_relay_by_sequence_only_exists_only_on_postgres() -> None:
     assert resolve_variant("dual_write", "rabbitmq", "sqlite") is not None
 
 
-def test_outbox_commit_order_is_not_applicable_on_sqlite() -> None:
-    scenario = load_catalogue()["outbox_commit_order"]
+@pytest.mark.parametrize("name", ["outbox_commit_order", "network_faults_consumer_db"])
+def test_postgres_scenarios_are_not_applicable_on_sqlite(name: str) -> None:
+    scenario = load_catalogue()[name]
     assert "--db postgres" in scenario.not_applicable_on(RABBITMQ, "sqlite")
     assert scenario.not_applicable_on(RABBITMQ, "postgres") == ""
     assert load_catalogue()["steady_state"].not_applicable_on(RABBITMQ, "sqlite") == ""

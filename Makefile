@@ -1,24 +1,39 @@
 # The two commands of the README's Quick start, plus the checks they are made of.
-.PHONY: scenarios test check lint types unit integration bootstrap browser postgres
+.PHONY: scenarios test check lint types unit integration bootstrap browser postgres docker \
+	docker-as-root
 
 SEED ?=
 BROKER ?= rabbitmq
 DB ?= sqlite
+RUNTIME ?= auto
 ARGS ?=
 PYTEST_ARGS ?=
 
 bootstrap:
 	@./scripts/bootstrap
 
+# A Docker engine for the containers runtime: nothing when one answers; as root, installs
+# docker.io when missing and starts dockerd in the background.
+docker:
+	@./scripts/docker-engine
+
 # Run the whole scenario suite on the correct reference services.
 # BROKER=kafka runs it on the Kafka-protocol broker; DB=postgres with the services on
-# PostgreSQL.
-scenarios: bootstrap $(if $(filter postgres,$(DB)),postgres)
-	.venv/bin/harness run --broker $(BROKER) --db $(DB) $(if $(SEED),--seed $(SEED)) $(ARGS)
+# PostgreSQL; RUNTIME=containers in Docker containers (a Docker engine is installed and
+# started first when run as root; the images are built on first use). The default, auto,
+# uses containers when a Docker engine answers and local processes otherwise.
+scenarios: bootstrap $(if $(filter postgres,$(DB)),postgres) $(if $(filter containers,$(RUNTIME)),docker)
+	.venv/bin/harness run --broker $(BROKER) --db $(DB) --runtime $(RUNTIME) \
+	  $(if $(SEED),--seed $(SEED)) $(ARGS)
 
-# Lint, types, then every test (unit and integration). CI runs exactly this.
-test: bootstrap browser postgres lint types
+# Lint, types, then every test (unit and integration). CI runs exactly this. As root, a
+# Docker engine is started for the containers runtime's tests (elsewhere they skip
+# without one).
+test: bootstrap browser postgres docker-as-root lint types
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+docker-as-root:
+	@[ "$$(id -u)" -ne 0 ] || ./scripts/docker-engine
 
 # The HTML report's test drives headless Chromium from Debian's packages; installed when
 # missing and run as root (in CI that test fails without it; elsewhere it skips).

@@ -24,6 +24,7 @@ error), 1, 3, 0. The same mapping is `harness.results.exit_code`.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -33,6 +34,7 @@ from types import FrameType
 from typing import Any
 
 from harness.errors import ConfigError, HarnessError, SetupError
+from harness.images import IMAGE_SOURCES
 from harness.results import (
     EXIT_FAIL,
     EXIT_INCONCLUSIVE,
@@ -41,7 +43,8 @@ from harness.results import (
     EXIT_USAGE,
     exit_code,
 )
-from harness.settings import BROKERS, RUNTIMES, RunSettings
+from harness.runtime.registry import RUNTIMES
+from harness.settings import BROKERS, RunSettings
 from harness.variants import DBS, VARIANTS
 
 __all__ = ["EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_INTERRUPTED", "EXIT_PASS", "EXIT_USAGE",
@@ -93,18 +96,25 @@ class _Printer:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.reporting import scenario_line
+    from harness.scenario_file import load_file
     from harness.session import prepare_report_dir, run_scenarios, select_scenarios
 
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
     settings = RunSettings(seed=seed, broker=args.broker, runtime=args.runtime,
                            variant=args.variant, report_root=Path(args.report_dir),
                            db=args.db)
-    scenarios = select_scenarios(args.scenarios)
+    # Files alone run just themselves; no name and no file, the whole catalogue.
+    scenarios = select_scenarios(args.scenarios) if args.scenarios or not args.scenario_files \
+        else []
+    from_files = [(str(Path(path).resolve()), load_file(Path(path)))
+                  for path in args.scenario_files]
+    scenarios += [scenario for _path, scenario in from_files]
     prepare_report_dir(settings.report_root)  # before anything starts
     print(f"harness run: {len(scenarios)} scenario(s), seed={seed}, broker={settings.broker}, "
           f"runtime={settings.runtime}, db={settings.db}, variant={settings.variant}",
           flush=True)
-    result, report_dir = run_scenarios(scenarios, settings, progress=_Printer())
+    result, report_dir = run_scenarios(scenarios, settings, progress=_Printer(),
+                                       files={s.name: path for path, s in from_files})
     print()
     for scenario in result.scenarios:
         print(scenario_line(scenario.to_dict()))
@@ -119,6 +129,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not result.passed:
         print(f"replay: {result.replay_command()}")
     return result.exit_code
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from harness.scenario_file import dump
+    from harness.session import select_scenarios
+
+    (scenario,) = select_scenarios([args.name])
+    sys.stdout.write(dump(scenario))
+    return EXIT_PASS
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from harness.explore.search import Budget
+    from harness.explore.session import explore
+
+    try:
+        budget = Budget.parse(args.budget)
+    except ValueError as exc:
+        raise ConfigError("--budget", str(exc), "e.g. --budget 15m or --budget 40") from exc
+    seed = args.seed if args.seed is not None else int(time.time() * 1000) % 2**31
+    settings = RunSettings(seed=seed, broker=args.broker, runtime=args.runtime,
+                           variant=args.variant, report_root=Path(args.report_dir),
+                           db=args.db)
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"[explore {time.monotonic() - started:6.1f}s] {line}", flush=True)
+
+    found = explore(settings, budget, say, say if args.verbose else lambda _line: None)
+    result = found.result
+    print(f"\n{result.summary()}")
+    print(f"report: {found.folder / 'explore.json'}")
+    if found.minimal_file is None:
+        print("no confirmed failing schedule" + (f"; {len(result.flaky)} flaky (see above)"
+                                                 if result.flaky else ""))
+        return EXIT_INCONCLUSIVE if result.flaky else EXIT_PASS
+    print(f"minimal case: {found.minimal_file}")
+    print(f"replay: {found.replay}")
+    return EXIT_FAIL
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -171,7 +220,12 @@ def _consumer_call(url: str, path: str, body: dict[str, object]) -> dict[str, ob
     import httpx
 
     try:
-        response = httpx.post(url.rstrip("/") + path, json=body, timeout=300.0)
+        # A consumer started with --admin-token refuses control calls without it
+        # (docs/authorization.md); the token is taken from the environment, not the
+        # command line, so it stays out of shell histories.
+        token = os.environ.get("RCH_ADMIN_TOKEN", "")
+        response = httpx.post(url.rstrip("/") + path, json=body, timeout=300.0,
+                              headers={"Authorization": f"Bearer {token}"} if token else None)
     except httpx.HTTPError as exc:
         raise SetupError(f"cannot reach the consumer at {url}: {exc} "
                          "(give --consumer http://HOST:PORT of a running consumer)") from exc
@@ -216,7 +270,7 @@ def _benches() -> dict[str, Any]:
 
 # Benches that measure the broker --broker names; the others measure one thing only, and
 # are refused a --broker rather than let it be silently ignored.
-BROKER_BENCHES = frozenset({"proxy", "lag", "replication"})
+BROKER_BENCHES = frozenset({"proxy", "lag", "replication", "runtimes"})
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -230,6 +284,30 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                           f"drop --broker; it applies to {' and '.join(sorted(BROKER_BENCHES))}")
     args.broker = args.broker or "rabbitmq"
     return int(benches[args.what].load()(args))
+
+
+def _cmd_images(args: argparse.Namespace) -> int:
+    from harness.images import prepare_images
+    from harness.images.docker_cli import project_images, require_docker
+
+    if args.images_command == "build":
+        outcome = prepare_images(lambda line: print(line, flush=True),
+                                 source=args.image_source, force=args.force,
+                                 verbose=args.verbose)
+        for step in outcome.built:
+            print(f"built {step.tag} in {step.seconds:.1f} s")
+        print(f"images ready in {outcome.seconds:.1f} s ({len(outcome.built)} built): "
+              + ", ".join(f"{role}={tag}" for role, tag in sorted(vars(outcome.images).items())
+                          if role != "source"))
+        return EXIT_PASS
+    require_docker()
+    rows = project_images()
+    print(f"{'IMAGE':<32} {'DIGEST':<14} {'SIZE':>9}  CREATED")
+    for row in rows:
+        print(f"{row.tag:<32} {row.digest:<14} {row.size:>9}  {row.created}")
+    if not rows:
+        print("no images yet: `harness images build` makes them")
+    return EXIT_PASS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,7 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run scenarios (all when none is named)")
     run.add_argument("scenarios", nargs="*", metavar="NAME")
     run.add_argument("--broker", default="rabbitmq", choices=BROKERS)
-    run.add_argument("--runtime", default="processes", choices=RUNTIMES)
+    run.add_argument("--runtime", default=os.environ.get("RCH_RUNTIME", "auto"),
+                     choices=RUNTIMES,
+                     help="where components run: containers when a Docker engine answers, "
+                          "local processes otherwise (auto, the default; RCH_RUNTIME "
+                          "changes the default), or either one")
     run.add_argument("--db", default="sqlite", choices=DBS,
                      help="the reference services' database: sqlite files (default), or a "
                           "private PostgreSQL server per scenario")
@@ -259,7 +341,40 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(none, {', '.join(VARIANTS)})")
     run.add_argument("--report-dir", default="reports",
                      help="where reports/<run_id>/ is written (default: reports)")
+    run.add_argument("--scenario-file", dest="scenario_files", action="append", default=[],
+                     metavar="FILE",
+                     help="run the scenario in this TOML file (docs/scenario-files.md); "
+                          "repeatable, and combinable with NAMEs")
     run.set_defaults(func=_cmd_run)
+
+    show = sub.add_parser("show", help="print a catalogue scenario as a scenario file "
+                                       "(TOML), for `run --scenario-file`")
+    show.add_argument("name", metavar="NAME")
+    show.set_defaults(func=_cmd_show)
+
+    explore = sub.add_parser(
+        "explore", help="search for a failing fault schedule with Hypothesis, shrink it, "
+                        "and save it as a scenario file (docs/explore.md)")
+    explore.add_argument("--broker", default="rabbitmq", choices=BROKERS)
+    explore.add_argument("--runtime", default=os.environ.get("RCH_RUNTIME", "processes"),
+                         choices=RUNTIMES,
+                         help="where components run (default: processes; RCH_RUNTIME "
+                              "changes it)")
+    explore.add_argument("--db", default="sqlite", choices=DBS,
+                         help="the reference services' database (default: sqlite)")
+    explore.add_argument("--variant", default="none",
+                         help=f"switch one known bug in (none, {', '.join(VARIANTS)})")
+    explore.add_argument("--budget", default="15m",
+                         help="stop running new schedules after this long (15m, 90s) or "
+                              "this many runs (40); default 15m")
+    explore.add_argument("--seed", type=int, default=None,
+                         help="the same seed and budget draw the same schedules "
+                              "(default: random, printed)")
+    explore.add_argument("--report-dir", default="reports",
+                         help="root of reports/explore/ and reports/explore-db/")
+    explore.add_argument("--verbose", action="store_true",
+                         help="also print each run's own progress lines")
+    explore.set_defaults(func=_cmd_explore)
 
     bench = sub.add_parser("bench", help="benchmarks (ratios against the raw part, same run)")
     bench.add_argument("what", choices=sorted(_benches()) or ["proxy", "integrity", "resync"])
@@ -295,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--lag-bound-ms", type=float, default=1000.0,
                        help="replication: the lag p99 a rate must stay under to count as "
                             "sustained")
+    bench.add_argument("--cold", action="store_true",
+                       help="runtimes: rebuild every image first (the first build's cost)")
     bench.add_argument("--report-dir", default="reports")
     bench.set_defaults(func=_cmd_bench)
 
@@ -328,6 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", help="reports/<run_id>, its run.json, or one scenario folder "
                                     "reports/<run_id>/<scenario>")
     check.set_defaults(func=_cmd_check)
+
+    images = sub.add_parser("images", help="the containers runtime's images, built offline "
+                                           "(docs/containers.md)")
+    images_sub = images.add_subparsers(dest="images_command", required=True)
+    images_build = images_sub.add_parser(
+        "build", help="build the missing images (each is tagged by a digest of its inputs)")
+    images_build.add_argument("--image-source", choices=IMAGE_SOURCES, default="local",
+                              help="local: build from Debian packages and the host's "
+                                   "wheels (default); registry: the official broker and "
+                                   "database images, pulled")
+    images_build.add_argument("--force", action="store_true",
+                              help="rebuild every image, also those that exist")
+    images_build.add_argument("--verbose", action="store_true",
+                              help="stream the output of each docker build")
+    images_sub.add_parser("list", help="the project's images: tags, digests, sizes")
+    images.set_defaults(func=_cmd_images)
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness import steady_state
 from harness.brokers.registry import broker_plugin
+from harness.checkers.authorization import source_view
 from harness.collected import Collected, ConsumerData, ConsumerObservation
 from harness.consumers import FIRST, owner, role
 from harness.errors import HarnessError, SteadyStateNotReached
@@ -31,7 +32,8 @@ from harness.metrics import load_metrics, replication_metrics
 from harness.observers.replica_db import matches_source
 from harness.repair import detect_and_repair
 from harness.results import ScenarioResult
-from harness.runtime.processes import ProcessRuntime
+from harness.runtime.base import Runtime
+from harness.runtime.registry import PROCESSES, RuntimeChoice
 from harness.scenario import FaultStep, Scenario
 from harness.settings import RunSettings
 from harness.sut import SystemUnderTest
@@ -108,9 +110,12 @@ def proof_start_s(fault_at_s: float) -> float:
 
 class ScenarioRun:
     def __init__(self, scenario: Scenario, settings: RunSettings, run_dir: Path,
-                 progress: Progress) -> None:
+                 progress: Progress, runtime: RuntimeChoice = PROCESSES,
+                 run_id: str = "") -> None:
         self.scenario = scenario
         self.settings = settings
+        self.runtime = runtime
+        self.run_id = run_id or run_dir.name
         self.dir = run_dir / scenario.name
         self.progress = progress
         self.result = ScenarioResult(scenario.name, settings.seed, report_dir=str(self.dir))
@@ -165,6 +170,13 @@ class ScenarioRun:
         self.progress(f"steady state: {outcome.details}")
         self.setting_up = False
 
+    def _tear_down(self, runtime: Runtime) -> None:
+        """Stop everything the runtime started; how long that took is a figure of its own
+        (`harness bench runtimes`)."""
+        t0 = time.monotonic()
+        runtime.close()
+        self.result.metrics["teardown_s"] = round(time.monotonic() - t0, 2)
+
     def _run(self, stack: ExitStack, history: History) -> None:
         scenario, settings = self.scenario, self.settings
         rng = scenario.rng(settings.seed)
@@ -173,9 +185,9 @@ class ScenarioRun:
                        variant=settings.variant, broker=settings.broker, db=settings.db,
                        plan=[p.to_dict() for p in plan])
 
-        runtime = ProcessRuntime(self.dir, on_event=lambda what, data:
-                                 history.record("lifecycle", event=what, **data))
-        stack.callback(runtime.close)
+        runtime = self.runtime.create(self.dir, self.run_id, on_event=lambda what, data:
+                                      history.record("lifecycle", event=what, **data))
+        stack.callback(self._tear_down, runtime)
         auto = scenario.repair is not None and scenario.repair.resync == "auto"
         sut = SystemUnderTest(runtime, settings, self.dir,
                               ("--auto-resync", "known") if auto else (), scenario.consumers)
@@ -307,10 +319,12 @@ class ScenarioRun:
         the services' own hashes would hide a bug in their digest."""
         try:
             source = sut.source_rows()
-            replicas = [sut.replica_db_rows(key) for key in sut.consumer_apis]
+            replicas = {key: sut.replica_db_rows(key) for key in sut.consumer_apis}
         except HarnessError:
             return False
-        return all(matches_source(source, replica) for replica in replicas)
+        # Each against the source as it may see it (harness/contract/grants.py).
+        return all(matches_source(source_view(source, sut.specs[key].grants), replica)
+                   for key, replica in replicas.items())
 
     def _await_convergence(self, sut: SystemUnderTest, load_ended: float) -> float | None:
         """Seconds from the end of the load until every replica matched (as
@@ -368,7 +382,8 @@ class ScenarioRun:
             integrity=integrity, other_consumers=others, tap=tap, tap_status=tap_status,
             observed=seen,
             writes_planned=scenario.workload.max_ops,
-            min_write_share=scenario.min_write_share)
+            min_write_share=scenario.min_write_share,
+            grants={key: list(spec.grants) for key, spec in sut.specs.items()})
         # Stored before judging: `harness check` re-judges exactly these files.
         collected.save(self.dir)
         evaluation = evaluate(collected)

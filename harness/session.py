@@ -9,7 +9,8 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -17,6 +18,7 @@ from harness.reporting import write_junit, write_run_json, write_summary
 from harness.reporting.html import write_html
 from harness.results import RunResult
 from harness.runner import ScenarioRun
+from harness.runtime.registry import choose_runtime
 from harness.scenario import Scenario
 from harness.settings import RunSettings
 
@@ -104,13 +106,20 @@ def run_scenarios(
     settings: RunSettings,
     report_dir: Path | None = None,
     progress: Callable[[str, str], None] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> tuple[RunResult, Path]:
     """Run scenarios one after another; returns the result and the report directory.
+    `files`: the name of each scenario read from a file -> that file, for run.json.
 
     Reports are rewritten after every scenario, so an interrupted run still leaves a
     run.json with what finished (and `interrupted: true`).
     """
     _reject_repeats([s.name for s in scenarios])
+    emit = progress or (lambda _name, _msg: None)
+    choice = choose_runtime(settings.runtime, lambda msg: emit("images", msg))
+    if settings.runtime != choice.name:
+        emit("runtime", f"{choice.name} ({choice.reason})")
+    settings = replace(settings, runtime=choice.name)
     run_id = new_run_id(settings.seed)
     if report_dir is None:
         run_id = claim_run_id(prepare_report_dir(settings.report_root), run_id)
@@ -119,11 +128,12 @@ def run_scenarios(
     report_dir = prepare_report_dir(report_dir or settings.report_root / run_id)
     result = RunResult(run_id, settings.seed, settings.broker, settings.runtime,
                        settings.variant, started_at=time.time(), db=settings.db)
-    emit = progress or (lambda _name, _msg: None)
     try:
         for scenario in scenarios:
-            run = ScenarioRun(scenario, settings, report_dir, _bind(emit, scenario.name))
+            run = ScenarioRun(scenario, settings, report_dir, _bind(emit, scenario.name),
+                              choice, run_id)
             scenario_result = run.execute()
+            scenario_result.scenario_file = (files or {}).get(scenario.name, "")
             result.scenarios.append(scenario_result)
             emit(scenario.name, f"@verdict {scenario_result.verdict}")
             write_reports(result, report_dir)

@@ -8,16 +8,18 @@ from pathlib import Path
 from harness.brokers.registry import BROKERS as BROKER_PLUGINS
 from harness.errors import ConfigError
 from harness.runtime.postgres_node import INSTALL_HINT, find_postgres
+from harness.runtime.registry import RUNTIMES
 from harness.variants import DBS, Variant, resolve_variant
 
 BROKERS = tuple(BROKER_PLUGINS)
-RUNTIMES = ("processes",)
 
 
 @dataclass(frozen=True)
 class RunSettings:
     seed: int
     broker: str = "rabbitmq"
+    # "auto" is resolved once per run (harness/runtime/registry.py); a run's reports
+    # record the runtime it resolved to.
     runtime: str = "processes"
     variant: str = "none"
     report_root: Path = Path("reports")

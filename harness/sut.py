@@ -10,12 +10,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from harness.brokers.base import BrokerAdapter, QueueCounters
 from harness.brokers.registry import broker_plugin
 from harness.consumers import (
     FIRST,
     broker_link,
     consumer_key,
+    db_link,
     instance_key,
     owner,
     publisher_link,
@@ -23,7 +26,9 @@ from harness.consumers import (
 )
 from harness.contract.client import ConsumerClient, PublisherClient
 from harness.contract.envelope import from_event
+from harness.contract.grants import issue
 from harness.contract.naming import queue_name
+from harness.errors import SetupError
 from harness.faults.network import ClientProbe
 from harness.links import CONSUMER_PUBLISHER, RELAY_BROKER, Links
 from harness.observers.replica_db import read_replica
@@ -33,7 +38,6 @@ from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
 from harness.runtime.postgres_node import PostgresNode
 from harness.runtime.processes import ProcessRuntime
-from harness.runtime.rabbitmq_node import process_env
 from harness.scenario import ConsumerSpec
 from harness.settings import RunSettings
 from harness.waiting import wait_until
@@ -67,6 +71,10 @@ class SystemUnderTest:
         self.specs = {consumer_key(i): spec for i, spec in enumerate(consumers)}
         # The first consumer's name: the one message faults act on (FaultContext).
         self.consumer_name = consumers[0].name
+        # Who may read what (harness/contract/grants.py): the publisher is started with
+        # these; the harness keeps the admin token for its own clients.
+        self.grants = issue(settings.seed, {spec.name: spec.grants for spec in consumers})
+        self.admin_token = self.grants.admin_token
         self.runtime = runtime
         self.settings = settings
         self.plugin = broker_plugin(settings.broker)
@@ -108,11 +116,13 @@ class SystemUnderTest:
             "publisher", "reference_services.publisher",
             ("--db-url", self.service_db_url("publisher"),
              "--broker-url", self.plugin.service_url(relay_link),
-             "--variant", self.settings.variant_for("publisher")),
+             "--variant", self.settings.variant_for("publisher"),
+             "--grants", self.grants.to_json()),
             publisher_port))
         self.components["publisher"] = publisher
         publisher.start()
-        self.publisher_api = PublisherClient(publisher.endpoint().http_url())
+        self.publisher_api = PublisherClient(publisher.endpoint().http_url(),
+                                             token=self.admin_token)
         self.start_consumer(FIRST)
         self.consumer_api = self.consumer_apis[FIRST]
 
@@ -124,10 +134,11 @@ class SystemUnderTest:
                                      self.components["publisher"].endpoint())
         args = ("--name", spec.name,
                 # One database for all its instances: the inbox dedupes across them.
-                "--db-url", self.replica_db_url(key),
+                "--db-url", self.consumer_db_url(key),
                 "--broker-url", self.plugin.service_url(broker_side),
                 "--publisher-url", api_side.http_url(),
                 "--variant", self.settings.variant_for("consumer"),
+                "--token", self.consumer_token(key), "--admin-token", self.admin_token,
                 *(("--initial-sync", "full") if spec.initial_sync else ()),
                 *(self.consumer_args if key == FIRST else ()))
         adapter = self.broker
@@ -144,10 +155,16 @@ class SystemUnderTest:
                        f"{instance} to subscribe to its queue", log_tail=consumer.logs)
             self.joined_at.setdefault(key, time.time())
         # Its first instance answers for it: every instance reads the same database.
-        self.consumer_apis[key] = ConsumerClient(self.components[key].endpoint().http_url())
+        self.consumer_apis[key] = ConsumerClient(self.components[key].endpoint().http_url(),
+                                                 token=self.admin_token)
         url = self.replica_db_url(key)
         self.samplers[key] = ReplicaSampler(lambda: read_replica(url))
         self.samplers[key].start()
+
+    def consumer_token(self, key: str) -> str:
+        grant = self.grants.for_consumer(self.specs[key].name)
+        assert grant is not None, f"no grant issued for {key}"
+        return grant.token
 
     def broker_link(self, name: str) -> Endpoint:
         """Create link `name` from a client to the broker, through whatever the broker's
@@ -164,11 +181,22 @@ class SystemUnderTest:
 
     def start_postgres(self) -> None:
         """Started first and closed last (close()): every service's database lives in it."""
-        on_event = self.runtime.on_event if isinstance(self.runtime, ProcessRuntime) else None
-        self.postgres = PostgresNode("postgres", self.work_dir, process_env(self.work_dir),
-                                     on_event)
+        if not isinstance(self.runtime, ProcessRuntime):
+            raise SetupError(f"the {type(self.runtime).__name__} runtime cannot run PostgreSQL")
+        self.postgres = self.runtime.postgres("postgres")
         self.components["postgres"] = self.postgres
         self.postgres.start()
+
+    def consumer_db_url(self, key: str) -> str:
+        """What consumer `key` is given as its database: on PostgreSQL, through its own
+        link `<key>_db`, created here, so faults reach its connections. The harness's
+        own readers keep reading the database directly (replica_db_url)."""
+        url = self.service_db_url(key)
+        if self.postgres is None:
+            return url  # an SQLite file: no connection to fault
+        listen = self.links.create(db_link(key), self.postgres.endpoint())
+        return make_url(url).set(host=listen.host, port=listen.port).render_as_string(
+            hide_password=False)
 
     def service_db_url(self, database: str) -> str:
         """Where service `database` ("publisher" or a consumer key) keeps its data."""

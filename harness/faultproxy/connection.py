@@ -71,6 +71,10 @@ class Side(asyncio.BufferedProtocol):
         self.lost = False
         self._pause_reasons: set[str] = set()
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # What arrived before the link existed. Pausing in connection_made should prevent
+        # it, but some Python releases (3.11.2, Debian 12's) start reading regardless.
+        self._early = bytearray()
+        self._early_eof = False
 
     # -- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -94,6 +98,9 @@ class Side(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         reader = self.reader
         if reader is None:
+            self._early += self._buffer[:nbytes]
+            if self.transport is not None:
+                self.transport.pause_reading()  # honoured now that reading has begun
             return
         if reader.feed_view(self._buffer[:nbytes]):
             # The view was kept (queued, or buffered by a transport that could not send
@@ -103,6 +110,8 @@ class Side(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         if self.reader is not None:
             self.reader.feed_eof()
+        else:
+            self._early_eof = True
         # Keep the socket open for writing: the other direction may still be flushing.
         return True
 
@@ -119,6 +128,15 @@ class Side(asyncio.BufferedProtocol):
         self.write_paused = False
         self._wake_writers()
         self.connection.sink_paused(self, False)
+
+    def attach(self, reader: Link) -> None:
+        """Give the side its link, and the link whatever arrived before it existed."""
+        self.reader = reader
+        if self._early:
+            reader.feed(bytes(self._early))
+            self._early.clear()
+        if self._early_eof:
+            reader.feed_eof()
 
     # -- Source -------------------------------------------------------------------------
     def pause_reading(self, reason: str) -> None:
@@ -212,9 +230,9 @@ class Connection:
         up = self._host.make_link("upstream", self.client, self.server, self)
         down = self._host.make_link("downstream", self.server, self.client, self)
         self.links = {"upstream": up, "downstream": down}
-        self.client.reader = up
-        self.server.reader = down
         self._host.attach(self)
+        self.client.attach(up)
+        self.server.attach(down)
         self.client.resume_reading("setup")
         self.server.resume_reading("setup")
 

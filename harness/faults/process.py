@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 from harness.faults.base import Evidence, Fault
 from harness.runtime.base import Component
@@ -15,18 +14,9 @@ STOP_OBSERVE_TIMEOUT_S = 1.0
 
 
 def process_state(component: Component) -> str | None:
-    """The kernel's state letter of the component's process ("T": stopped by a signal), or
-    None when it cannot be read: the runtime does not run it as a local process (its
-    identity is not "pid N"), or the process is gone."""
-    kind, _, number = component.identity.partition(" ")
-    if kind != "pid" or not number.isdigit():
-        return None
-    try:
-        stat = Path(f"/proc/{number}/stat").read_text()
-    except OSError:
-        return None
-    # "pid (comm) state ...": comm may itself contain spaces and parentheses.
-    return stat.rpartition(")")[2].split()[0]
+    """The component's run state, whatever runs it ("T": stopped or frozen), or None when
+    it cannot be read (see Component.state)."""
+    return component.state()
 
 
 class KillProcess(Fault):

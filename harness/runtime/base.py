@@ -58,6 +58,20 @@ class Component(ABC):
     @abstractmethod
     def is_running(self) -> bool: ...
 
+    def state(self) -> str | None:
+        """The component's run state as the kernel writes it ("T": stopped, which is what
+        pause() must achieve), read from /proc for a local process (identity "pid N");
+        a runtime that freezes otherwise overrides this; None when it cannot be read."""
+        kind, _, number = self.identity.partition(" ")
+        if kind != "pid" or not number.isdigit():
+            return None
+        try:
+            stat = Path(f"/proc/{number}/stat").read_text()
+        except OSError:
+            return None
+        # "pid (comm) state ...": comm may itself contain spaces and parentheses.
+        return stat.rpartition(")")[2].split()[0]
+
     @abstractmethod
     def logs(self, tail_lines: int = 40) -> str: ...
 

@@ -12,7 +12,6 @@ or server must find exactly what it committed, or crash faults would prove nothi
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -29,7 +28,7 @@ from psycopg import sql
 from harness.errors import SetupError
 from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessBacked
+from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
 # Debian's layout: /usr/lib/postgresql/<major>/bin; the newest installed major is used.
 INSTALL_ROOT = Path("/usr/lib/postgresql")
@@ -101,7 +100,8 @@ class PostgresNode(ProcessBacked):
     stop_timeout_s = FAST_SHUTDOWN_S
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
-                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+                 launch: Launcher = ManagedProcess) -> None:
         self.bin_dir = require_postgres()
         self.name = name
         self.port = free_port()
@@ -118,7 +118,7 @@ class PostgresNode(ProcessBacked):
         self.data_dir = self.dir / "data"
         self.socket_dir = self.dir / "socket"
         self.env = {**base_env, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-        self.server = ManagedProcess(
+        self.server = launch(
             name, self._as_owner([str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]),
             self.env, self.dir, work_dir / f"{name}.log", ready=self._answers,
             endpoints={"main": Endpoint("127.0.0.1", self.port)}, ready_timeout_s=60.0,
@@ -187,11 +187,9 @@ class PostgresNode(ProcessBacked):
         """Fast shutdown (SIGINT to the postmaster, by PID): open sessions are ended and the
         server exits at once, cleanly. The default SIGTERM ("smart" shutdown) would wait
         for every client to leave; a kill follows only if it does not exit in time."""
-        pid = self.server.pid
-        if pid is not None and self.server.is_running():
+        if self.server.is_running():
             self.server.resume()
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)
+            self.server.send_signal(signal.SIGINT)
         self.server.stop(self.stop_timeout_s if timeout_s is None else timeout_s)
 
     def close(self) -> None:

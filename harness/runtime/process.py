@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from harness.errors import ComponentStartError
 from harness.runtime.base import Component, Endpoint
@@ -92,6 +93,11 @@ class ManagedProcess(Component):
         self._paused = False
         self.incarnations.append(self._popen.pid)
         self._emit("start", {"pid": self._popen.pid})
+        self._await_ready()
+
+    def _await_ready(self) -> None:
+        """Block until the component is ready; a start that fails kills what it started
+        and raises ComponentStartError with the log's tail."""
         try:
             wait_until(self._ready_or_dead, self.ready_timeout_s, f"{self.name} to be ready",
                        interval_s=0.05)
@@ -151,6 +157,13 @@ class ManagedProcess(Component):
             self._paused = False
             self._emit("resume", {"pid": self.identity})
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Deliver `sig` to the component's main process (a graceful-shutdown request that
+        differs from SIGTERM, for instance). No-op when it is not running."""
+        if self._popen is not None and self.is_running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._popen.pid, sig)
+
     def _signal(self, sig: signal.Signals) -> None:
         assert self._popen is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -183,6 +196,17 @@ class ManagedProcess(Component):
             self.on_event(what, {"component": self.name, **data})
 
 
+class Launcher(Protocol):
+    """What runs one program as a component: ManagedProcess itself, or a runtime's own
+    (harness/runtime/containers.py runs the same program in a container)."""
+
+    def __call__(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path,
+                 log_path: Path, ready: Callable[[], bool], endpoints: Mapping[str, Endpoint],
+                 ready_timeout_s: float = 30.0,
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+                 ) -> ManagedProcess: ...
+
+
 class ProcessBacked(Component):
     """A component that is one ManagedProcess (`self.server`) plus what it adds (a broker
     node's epmd, a storage server, its own start arguments): every Component operation it
@@ -211,6 +235,9 @@ class ProcessBacked(Component):
 
     def logs(self, tail_lines: int = 40) -> str:
         return self.server.logs(tail_lines)
+
+    def state(self) -> str | None:
+        return self.server.state()
 
     def endpoint(self, port_name: str = "main") -> Endpoint:
         return self.server.endpoint(port_name)

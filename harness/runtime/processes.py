@@ -11,7 +11,8 @@ import httpx
 
 from harness.runtime.base import Component, Endpoint, Runtime, ServiceSpec
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess
+from harness.runtime.postgres_node import PostgresNode
+from harness.runtime.process import Launcher, ManagedProcess
 from harness.runtime.rabbitmq_node import RabbitMQNode, process_env
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ def http_ok(url: str) -> bool:
 
 
 class ProcessRuntime(Runtime):
+    name = "processes"
+    # How each program is run; the containers runtime runs the same ones in containers.
+    launch: Launcher = ManagedProcess
+
     def __init__(self, work_dir: Path, on_event: EventSink | None = None) -> None:
         self.work_dir = work_dir.resolve()  # children run elsewhere: relative would break
         self.on_event = on_event
@@ -38,7 +43,7 @@ class ProcessRuntime(Runtime):
         self._proxies: list[ManagedProcess] = []
 
     def rabbitmq(self, name: str = "rabbitmq") -> RabbitMQNode:
-        node = RabbitMQNode(name, self.work_dir, self.env, self.on_event)
+        node = RabbitMQNode(name, self.work_dir, self.env, self.on_event, self.launch)
         self._nodes.append(node)
         return node
 
@@ -49,7 +54,8 @@ class ProcessRuntime(Runtime):
         # Imported here: the RabbitMQ path needs none of the Kafka-side packages.
         from harness.runtime.tansu_node import TansuNode
 
-        node = TansuNode(name, self.work_dir, self.env, storage, advertised, self.on_event)
+        node = TansuNode(name, self.work_dir, self.env, storage, advertised, self.on_event,
+                         self.launch)
         self._nodes.append(node)
         return node
 
@@ -58,16 +64,22 @@ class ProcessRuntime(Runtime):
         `advertised` (see harness/runtime/tansu_proxy.py); not yet started."""
         from harness.runtime.tansu_proxy import TansuProxy
 
-        proxy = TansuProxy(name, self.work_dir, self.env, origin, advertised, self.on_event)
+        proxy = TansuProxy(name, self.work_dir, self.env, origin, advertised, self.on_event,
+                           self.launch)
         # With the fault proxies: stopped after the services, before the broker.
         self._proxies.append(proxy.server)
         return proxy
+
+    def postgres(self, name: str = "postgres") -> PostgresNode:
+        """A private PostgreSQL cluster (harness/runtime/postgres_node.py), not started. Its
+        caller closes it (the system under test does, before the services stop)."""
+        return PostgresNode(name, self.work_dir, self.env, self.on_event, self.launch)
 
     def service(self, spec: ServiceSpec) -> Component:
         endpoint = Endpoint("127.0.0.1", spec.port)
         argv = [sys.executable, "-m", spec.module, "--host", endpoint.host,
                 "--port", str(spec.port), *spec.args]
-        proc = ManagedProcess(
+        proc = self.launch(
             spec.name, argv, self.env, self.work_dir / spec.name,
             self.work_dir / f"{spec.name}.log",
             ready=lambda: http_ok(endpoint.http_url() + spec.health_path),
@@ -79,7 +91,7 @@ class ProcessRuntime(Runtime):
         api = Endpoint("127.0.0.1", free_port())
         argv = [sys.executable, "-m", "harness.faultproxy", "--host", api.host,
                 "--port", str(api.port), "--seed", str(seed)]
-        proc = ManagedProcess(
+        proc = self.launch(
             name, argv, self.env, self.work_dir / name, self.work_dir / f"{name}.log",
             ready=lambda: http_ok(api.http_url() + "/version"),
             endpoints={"main": api}, ready_timeout_s=15.0, on_event=self.on_event)

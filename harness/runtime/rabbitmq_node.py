@@ -18,7 +18,7 @@ import pika.exceptions
 from harness.errors import SetupError
 from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessBacked
+from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 EPMD_CANDIDATES = (Path("/usr/bin/epmd"), Path("/usr/lib/erlang/bin/epmd"))
@@ -52,7 +52,8 @@ class RabbitMQNode(ProcessBacked):
     stop_timeout_s = 15.0
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
-                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+                 launch: Launcher = ManagedProcess) -> None:
         server, epmd = find_rabbitmq()
         self.name = name
         self.dir = work_dir / name
@@ -86,10 +87,10 @@ class RabbitMQNode(ProcessBacked):
         }
         # Our own epmd, in the foreground, so it is a child we can stop (a daemonised one,
         # as Erlang starts by default, would outlive the run).
-        self.epmd = ManagedProcess(
+        self.epmd = launch(
             f"{name}-epmd", [str(epmd), "-port", str(self.epmd_port)], env, self.dir,
             self.dir / "epmd.log", ready=lambda: True, endpoints={}, on_event=on_event)
-        self.server = ManagedProcess(
+        self.server = launch(
             name, [str(server)], env, self.dir, self.dir / "rabbitmq.log",
             ready=lambda: amqp_ready(self.amqp_port),
             endpoints={"main": Endpoint("127.0.0.1", self.amqp_port)},

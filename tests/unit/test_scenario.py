@@ -45,7 +45,9 @@ def test_valid_scenario_builds() -> None:
 @pytest.mark.parametrize(("action", "target"),
                          [(a, t) for a in sorted(ACTIONS) for t in ACTIONS[a].targets])
 def test_every_action_and_target_is_accepted(action: str, target: str) -> None:
-    assert build(FaultStep(action, target, at_s=0)).faults[0].action == action
+    # A consumer's database link exists on PostgreSQL only.
+    dbs = ("postgres",) if target == "consumer_db" else ("sqlite", "postgres")
+    assert build(FaultStep(action, target, at_s=0), dbs=dbs).faults[0].action == action
 
 
 TWO = (ConsumerSpec(), ConsumerSpec("orders2", instances=2))
@@ -54,11 +56,11 @@ TWO = (ConsumerSpec(), ConsumerSpec("orders2", instances=2))
 @pytest.mark.parametrize("action", sorted(a for a in ACTIONS if ACTIONS[a].any_consumer))
 def test_process_and_link_actions_take_every_consumer_and_instance(action: str) -> None:
     for target in ACTIONS[action].targets:
-        if target in ("consumer", "consumer_broker", "consumer_publisher"):
+        if target in ("consumer", "consumer_broker", "consumer_publisher", "consumer_db"):
             other = {"consumer": "consumer2.i2"}.get(target, target.replace("consumer",
                                                                            "consumer2"))
             step = FaultStep(action, other, at_s=0)
-            assert build(step, consumers=TWO).faults[0].target == other
+            assert build(step, consumers=TWO, dbs=("postgres",)).faults[0].target == other
 
 
 @pytest.mark.parametrize("action", sorted(a for a in ACTIONS if not ACTIONS[a].any_consumer
@@ -269,6 +271,22 @@ def test_one_consumer_named_orders_by_default() -> None:
     assert list(scenario.by_key) == ["consumer"]
     assert scenario.targets == ("broker", "publisher", "relay_broker", "consumer",
                                 "consumer_broker", "consumer_publisher")
+
+
+@pytest.mark.parametrize("target", ["consumer_db", "consumer2_db"])
+def test_a_database_link_needs_a_scenario_on_postgres_only(target: str) -> None:
+    error = config_error(FaultStep("link_down", target, at_s=0), consumers=TWO)
+    assert error.field == "x.faults[0].target"
+    assert error.problem == (f"{target} is a consumer's connection to its PostgreSQL "
+                             "database; on SQLite (a file) there is none")
+    assert error.fix == "give the scenario dbs=('postgres',)"
+    on_postgres = build(FaultStep("link_down", target, at_s=0), consumers=TWO,
+                        dbs=("postgres",))
+    assert on_postgres.targets == (
+        "broker", "publisher", "relay_broker",
+        "consumer", "consumer_broker", "consumer_publisher", "consumer_db",
+        "consumer2", "consumer2.i2", "consumer2_broker", "consumer2_publisher",
+        "consumer2_db")
 
 
 def test_keys_and_targets_of_several_consumers_and_instances() -> None:

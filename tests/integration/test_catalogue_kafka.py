@@ -27,7 +27,8 @@ RUN_HERE = ("steady_state", "consumer_crash", "relay_crash_points",
             "poison_payloads", "competing_instances",
             "broker_outage_kill", "broker_outage_stop", "fan_out", "broker_data_loss",
             "network_faults_publisher_api", "consumer_crash_points",
-            "network_faults_consumer", "publisher_wrong_data")
+            "network_faults_consumer", "publisher_wrong_data", "authorization",
+            "unauthorized_calls")
 # Applicable on Kafka, not (yet) reliable there, with the reason: none may be left out
 # silently.
 LEFT_OUT: dict[str, str] = {}

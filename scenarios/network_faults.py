@@ -51,6 +51,10 @@ def _fixed(**values: float) -> dict[str, ParamRange]:
 # The publisher API link carries small answers (a snapshot is ~300 bytes over keep-alive
 # connections), so the throttles must be harsher there for its client to feel them.
 _OVERRIDES: dict[str, dict[str, dict[str, ParamRange]]] = {
+    # A relay that reconnects at once barely notices a connection closed every 2,000
+    # bytes (seen: +6 ms of lag); at 600 a connection carries its handshake and about one
+    # batch, so publishing becomes mostly reconnecting.
+    RELAY_BROKER: {"limit_data": _fixed(bytes=600)},
     CONSUMER_PUBLISHER: {
         "bandwidth": _fixed(rate=1),
         "slicer": _fixed(average_size=8, size_variation=4, delay=20000),

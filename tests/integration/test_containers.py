@@ -99,9 +99,11 @@ def test_outbox_commit_order_passes_on_postgres_in_containers(docker: Any, tmp_p
     assert scenario.verdict == "pass", scenario.to_dict()
 
 
+# Crash points, not a timed kill: in containers a kill travels through the engine's API, so
+# whether it lands inside a batch is a matter of milliseconds; a crash point lands there
+# every time.
 @pytest.mark.parametrize(("broker", "db", "name", "variant"), [
-    ("rabbitmq", "sqlite", "consumer_crash", "ack_before_commit"),
-    ("kafka", "sqlite", "consumer_crash", "autocommit_offsets"),
+    ("rabbitmq", "sqlite", "consumer_crash_points", "ack_before_commit"),
     ("rabbitmq", "postgres", "outbox_commit_order", "relay_by_sequence_only")])
 def test_variant_is_caught_in_containers_and_leaves_nothing(
         docker: Any, tmp_path: Path, broker: str, db: str, name: str, variant: str) -> None:

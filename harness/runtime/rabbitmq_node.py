@@ -116,10 +116,9 @@ class RabbitMQNode(ProcessBacked):
 
 
     def close(self) -> None:
-        # The end of a scenario: nothing reads the broker any more and its data goes with
-        # the run, so a kill spares the second a clean shutdown takes (faults that stop
-        # the broker use stop(), which stays graceful).
-        self.server.kill()
+        # A clean stop, not a kill: Erlang's helper programs (erl_child_setup,
+        # inet_gethost) sit in a process group of their own and outlive a killed node.
+        self.server.stop()
         self.epmd.stop()
 
 

@@ -7,7 +7,7 @@ Shape (see docs/containers.md):
   (harness/images). A program found in the harness's own virtualenv runs from the image's
   copy of that virtualenv.
 - Containers share the host's network namespace, so what the harness dials and what
-  another container dials are the same loopback address (Endpoint.inside == outside), and
+  another container dials are the same loopback address (one Endpoint, no inside view yet), and
   the scenario's folder is mounted at the same path, so databases, logs and the broker's
   data stay where the harness reads them directly.
 - kill = `docker kill`, stop = `docker stop` (each container runs with an init, so a stop

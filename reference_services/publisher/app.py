@@ -66,8 +66,8 @@ def create_app(store: ProductStore, relay: Relay, variant: str,
         except Gone as exc:
             return json_error(410, "product deleted", version=exc.version)
         if direct is not None:
-            if direct.publish(store.envelope(result.sequence)):
-                store.mark_sent([result.sequence])
+            sequence = result.sequence
+            direct.publish(store.envelope(sequence), lambda: store.mark_sent([sequence]))
         else:
             relay.wake()
         return jsonify({**result.product, "event_id": result.event_id,

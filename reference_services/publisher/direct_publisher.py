@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import pika
@@ -18,9 +19,10 @@ log = logging.getLogger(__name__)
 
 
 class EventPublisher(Protocol):
-    """What the variant calls after each commit: True once the broker has the event."""
+    """What the variant calls after each commit. `stored` is called once the broker has
+    the event, maybe later and from another thread; an event lost is only logged."""
 
-    def publish(self, envelope: env.Envelope) -> bool: ...
+    def publish(self, envelope: env.Envelope, stored: Callable[[], None]) -> None: ...
 
 
 class DirectPublisher:
@@ -30,7 +32,7 @@ class DirectPublisher:
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
         self.failures = 0
 
-    def publish(self, envelope: env.Envelope) -> bool:
+    def publish(self, envelope: env.Envelope, stored: Callable[[], None]) -> None:
         with self._lock:
             try:
                 if self._channel is None or not self._channel.is_open:
@@ -40,10 +42,10 @@ class DirectPublisher:
                     rabbitmq.EXCHANGE, rabbitmq.routing_key(envelope.aggregate_id),
                     envelope.encode(), pika.BasicProperties(delivery_mode=2,
                                                             message_id=envelope.event_id))
-                return True
             except (pika.exceptions.AMQPError, OSError) as exc:
                 # The write is committed and the caller told it succeeded: the event is lost.
                 self.failures += 1
                 self._channel = None
                 log.error("dual_write: event %s not published: %s", envelope.event_id, exc)
-                return False
+                return
+        stored()

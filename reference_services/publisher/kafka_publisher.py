@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -96,43 +97,100 @@ class KafkaBatchPublisher:
 
 class KafkaDirectPublisher:
     """BUG VARIANT `dual_write` on Kafka: each event is produced from the request after
-    its database commit, with no outbox; a record the broker does not take is gone."""
+    its database commit, with no outbox; a record the broker does not take is gone.
+
+    Fire and forget, like its RabbitMQ counterpart (a publish without confirms): the
+    request does not wait for the record's delivery report, which arrives later on the
+    producer's own thread. While librdkafka reports every broker down it gives up at
+    once, as a refused RabbitMQ connect does. A producer whose record failed is replaced,
+    as the relay's is: after a broker restart an idempotent producer's id is fenced and
+    every later record would fail with it. (Waiting for each report behind one lock, as
+    this variant first did, held every write for the broker's round trip: the publisher
+    offered well under the scenario's rate, which then failed on progress rather than on
+    the lost events the variant exists to show.)"""
+
+    # While the broker is reported down, one request in this long re-checks it.
+    _PROBE_INTERVAL_S = 0.2
 
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         self._bootstrap = kafka.bootstrap_servers(url)
         self._timeout_s = timeout_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the producer's creation and replacement, counters
         self._producer: Producer | None = None
+        self._failed: Producer | None = None  # the producer to replace at the next send
+        self._down = False
+        self._next_probe = 0.0
         self.failures = 0
 
-    def publish(self, envelope: env.Envelope) -> bool:
-        with self._lock:
-            failures: list[str] = []
+    def publish(self, envelope: env.Envelope, stored: Callable[[], None]) -> None:
+        producer: Producer | None = None
+        try:
+            producer = self._current_producer()
+            if self._down and not self._broker_back(producer):
+                self._lost(producer, envelope, "every broker is down")
+                return
+            sender = producer
 
             def on_delivery(error: KafkaError | None, _message: object) -> None:
                 if error is not None:
-                    failures.append(str(error))
+                    self._lost(sender, envelope, str(error))
+                    return
+                try:
+                    stored()
+                except Exception:  # an error here would end the thread serving reports
+                    log.exception("dual_write: event %s delivered, not marked sent",
+                                  envelope.event_id)
 
-            try:
-                if self._producer is None:
-                    kafka.ensure_topic(self._bootstrap, kafka.EVENTS_TOPIC,
-                                       kafka.EVENTS_PARTITIONS, self._timeout_s)
-                    self._producer = Producer(kafka.producer_config(
-                        self._bootstrap, "dual-write", self._timeout_s))
-                self._producer.produce(
-                    kafka.EVENTS_TOPIC, envelope.encode(),
-                    key=kafka.message_key(envelope.aggregate_id).encode(),
-                    on_delivery=on_delivery)
-                if self._producer.flush(self._timeout_s + 1.0):
-                    failures.append("no delivery report")
-            except (KafkaException, kafka.KafkaUnavailable, BufferError) as exc:
-                failures.append(str(exc))
-            if not failures:
-                return True
-            # The write is committed and the caller told it succeeded: the event is lost.
+            producer.produce(kafka.EVENTS_TOPIC, envelope.encode(),
+                             key=kafka.message_key(envelope.aggregate_id).encode(),
+                             on_delivery=on_delivery)
+        except (KafkaException, kafka.KafkaUnavailable, BufferError) as exc:
+            self._lost(producer, envelope, str(exc))
+
+    def _lost(self, producer: Producer | None, envelope: env.Envelope, error: str) -> None:
+        # The write is committed and the caller told it succeeded: the event is lost.
+        with self._lock:
             self.failures += 1
-            if self._producer is not None:
+            if producer is not None and producer is self._producer and not self._down:
+                self._failed = producer
+        log.error("dual_write: event %s not published: %s", envelope.event_id, error)
+
+    def _current_producer(self) -> Producer:
+        with self._lock:
+            if self._producer is None:
+                kafka.ensure_topic(self._bootstrap, kafka.EVENTS_TOPIC,
+                                   kafka.EVENTS_PARTITIONS, self._timeout_s)
+            elif self._producer is self._failed:
+                # Its queued records fail at once (lost, as the variant loses them).
                 self._producer.purge()
-                self._producer = None
-            log.error("dual_write: event %s not published: %s", envelope.event_id, failures[0])
+            if self._producer is None or self._producer is self._failed:
+                self._producer = Producer({**kafka.producer_config(
+                    self._bootstrap, "dual-write", self._timeout_s), "error_cb": self._on_error})
+                threading.Thread(target=self._serve_reports, args=(self._producer,),
+                                 name="dual-write-reports", daemon=True).start()
+                self._failed, self._down = None, False
+            return self._producer
+
+    def _serve_reports(self, producer: Producer) -> None:
+        while producer is self._producer:
+            producer.poll(0.1)
+        producer.flush(self._timeout_s + 1.0)  # a replaced producer's last reports
+
+    def _broker_back(self, producer: Producer) -> bool:
+        """While every broker is down, one request per probe interval asks for metadata
+        (bounded) and the rest give up at once."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_probe:
+                return False
+            self._next_probe = now + self._PROBE_INTERVAL_S
+        try:
+            producer.list_topics(kafka.EVENTS_TOPIC, timeout=self._PROBE_INTERVAL_S)
+        except KafkaException:
             return False
+        self._down = False
+        return True
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._down = True

@@ -8,11 +8,12 @@ exit path: a pass, a failed check, an exception, or Ctrl-C.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,33 @@ def plan_faults(scenario: Scenario, rng: random.Random) -> list[PlannedFault]:
 # is processed, which takes about one replication lag (seconds on a slow broker): it starts
 # this long before the fault, so the fault still comes when the scenario says.
 STEADY_STATE_LEAD_S = 3.0
+
+
+@dataclass
+class LastingFault:
+    """A fault injected and not healed yet. It heals on its own timer (a thread), so the
+    schedule's next fault may start while it lasts: a fault on another target at once,
+    one on the same target only once this one healed (a component cannot be paused while
+    it is down, nor a link cut twice)."""
+
+    target: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    errors: list[BaseException] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def stop(self) -> None:
+        """The run is ending early: the timer stops (the run's ExitStack heals the fault),
+        and a heal already under way finishes first."""
+        self.cancel.set()
+        if self.thread is not None:
+            self.thread.join(HEAL_JOIN_S)
+
+
+# How long an early end waits for a heal under way (a broker restart takes seconds).
+HEAL_JOIN_S = 60.0
 
 
 def proof_start_s(fault_at_s: float) -> float:
@@ -217,6 +245,7 @@ class ScenarioRun:
         timeline: list[tuple[float, PlannedFault | str]] = [
             *((c.join_at_s, key) for key, c in others.items() if c.join_at_s > 0),
             *((p.at_s, p) for p in plan)]
+        lasting: list[LastingFault] = []
         for at_s, planned in sorted(timeline, key=lambda item: item[0]):
             starts_proof = self.setting_up and not isinstance(planned, str)
             self._wait_and_report(driver, sut, load_started + (
@@ -232,7 +261,16 @@ class ScenarioRun:
                     # The proof started early enough to be over by now, mostly; if it
                     # was not, the fault comes late rather than before the proof.
                     self._wait_and_report(driver, sut, load_started + at_s)
-                self._apply_fault(stack, history, sut, planned)
+                for other in lasting:
+                    if other.target == planned.step.target:
+                        self._await_heal(other, driver, sut)
+                applied = self._apply_fault(stack, history, sut, planned)
+                if applied is not None:
+                    lasting.append(applied)
+        for applied in lasting:
+            self._await_heal(applied, driver, sut)
+        # Healed on their own timers, recorded as they healed: in time order again.
+        self.result.faults.sort(key=lambda record: float(record["at"]))
         if self.setting_up:  # no fault: shown halfway through the load instead
             self._wait_and_report(driver, sut, load_started + spec.duration_s / 2)
             self._prove_steady_state(sut, history, "halfway through the load")
@@ -257,7 +295,9 @@ class ScenarioRun:
 
     # -- faults --------------------------------------------------------------------------
     def _apply_fault(self, stack: ExitStack, history: History, sut: SystemUnderTest,
-                     planned: PlannedFault) -> None:
+                     planned: PlannedFault) -> LastingFault | None:
+        """Inject `planned` now. An instant fault is healed and recorded before this
+        returns; a lasting one heals on its own timer, returned to be awaited."""
         step = planned.step
         rng = random.Random(f"{self.settings.seed}:{self.scenario.name}:{planned.at_s}")
         fault: Fault = ACTIONS[step.action].build(
@@ -266,9 +306,30 @@ class ScenarioRun:
         self.progress(f"fault: {fault.name} {planned.params or ''}".rstrip())
         injected_at = time.time()
         fault.inject()
-        if step.duration_s:
-            time.sleep(step.duration_s)
-        fault.heal()
+        if not step.duration_s:
+            fault.heal()
+            self._record_fault(history, planned, fault, injected_at)
+            return None
+        lasting = LastingFault(step.target)
+
+        def heal_on_time() -> None:
+            try:
+                if lasting.cancel.wait(step.duration_s):
+                    return
+                fault.heal()
+                self._record_fault(history, planned, fault, injected_at)
+            except BaseException as exc:  # raised again in the run's thread
+                lasting.errors.append(exc)
+
+        lasting.thread = threading.Thread(target=heal_on_time, name=f"heal {fault.name}",
+                                          daemon=True)
+        lasting.thread.start()
+        stack.callback(lasting.stop)  # before fault.heal: the stack unwinds in reverse
+        return lasting
+
+    def _record_fault(self, history: History, planned: PlannedFault, fault: Fault,
+                      injected_at: float) -> None:
+        step = planned.step
         evidence = fault.evidence()
         healed_at = time.time()
         record = {"fault": fault.name, "target": step.target, "phase": "inject",
@@ -281,6 +342,20 @@ class ScenarioRun:
                   **fault.details()}
         history.record("fault", **record)
         self.result.faults.append(record)
+
+    def _await_heal(self, lasting: LastingFault, driver: WorkloadDriver,
+                    sut: SystemUnderTest) -> None:
+        """Wait until `lasting` healed, reporting the load meanwhile; its heal's error,
+        if any, is raised here."""
+        next_report = time.monotonic() + 2.0
+        while lasting.alive():
+            if lasting.thread is not None:
+                lasting.thread.join(0.1)
+            if driver.running and time.monotonic() >= next_report:
+                next_report += 2.0
+                self._report_load(driver, sut)
+        if lasting.errors:
+            raise lasting.errors[0]
 
     def _instances_of(self, target: str) -> int:
         """How many instances the consumer a fault target belongs to runs (1 for a target

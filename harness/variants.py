@@ -108,6 +108,10 @@ VARIANTS: dict[str, Variant] = {
                 "GET /export serves every column to every caller, ignoring its grants: a "
                 "full resync copies restricted values into an unauthorized replica",
                 _both(("authorization",), ("authorization",))),
+        Variant("open_admin", "publisher",
+                "the admin endpoints take any consumer's credential (authenticated, never "
+                "authorized): a subscriber can arm crash points and drop relayed events",
+                _both(("unauthorized_calls",), ("unauthorized_calls",))),
         Variant("relay_by_sequence_only", "publisher",
                 "the relay reads only outbox rows after the last sequence it sent: a row "
                 "whose transaction commits after a higher sequence's is never published",

@@ -19,7 +19,7 @@ from reference_services.publisher.relay import Relay
 from reference_services.publisher.store import ProductStore
 
 VARIANTS = ("none", "mark_sent_before_confirm", "dual_write", "relay_by_sequence_only",
-            "fat_events", "export_leaks")
+            "fat_events", "export_leaks", "open_admin")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,7 @@ KAFKA_VARIANT_CASES = {
     "dual_write": ("broker_outage_kill", "no_lost_updates", "lost updates"),
     "fat_events": ("authorization", "restricted_data_contained[consumer2]",
                    "restricted_note values inside"),
+    "open_admin": ("unauthorized_calls", "credentials_enforced", "did not refuse"),
     "export_leaks": ("authorization", "restricted_data_contained[consumer2]",
                      "through the full resync's export (GET /export"),
 }

@@ -71,6 +71,7 @@ VARIANT_CASES = {
     # Named by the field and the path it leaked through, in the unauthorized replica.
     "fat_events": ("authorization", "restricted_data_contained[consumer2]",
                    "restricted_note values inside"),
+    "open_admin": ("unauthorized_calls", "credentials_enforced", "did not refuse"),
     "export_leaks": ("authorization", "restricted_data_contained[consumer2]",
                      "through the full resync's export (GET /export"),
 }

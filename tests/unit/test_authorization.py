@@ -183,6 +183,19 @@ def test_the_export_leaks_variant_ignores_grants(store: ProductStore) -> None:
     assert json.loads(exported.splitlines()[1])["restricted_note"] == NOTE
 
 
+def test_the_open_admin_variant_takes_a_consumers_credential_for_admin_calls(
+        store: ProductStore) -> None:
+    relay = Relay(store, "amqp://guest:guest@127.0.0.1:1/%2F")
+    correct = create_app(store, relay, "none", grants=GRANTS).test_client()
+    assert correct.get("/admin/crash-points", headers=as_("audit")).status_code == 403
+    open_admin = create_app(store, relay, "open_admin", grants=GRANTS).test_client()
+    assert open_admin.get("/admin/crash-points", headers=as_("audit")).status_code == 200
+    # Still a credential: without one, or with a wrong one, it is refused as before.
+    assert open_admin.get("/admin/crash-points").status_code == 401
+    assert open_admin.get("/admin/crash-points",
+                          headers={"Authorization": "Bearer nobody"}).status_code == 403
+
+
 # -- the consumer --------------------------------------------------------------------------
 class FakeRestricted:
     """Stands in for the publisher's /grants/mine and /events/restricted."""

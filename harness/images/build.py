@@ -26,7 +26,14 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.images import recipes
-from harness.images.docker_cli import build, docker, image_exists, import_tree, require_docker
+from harness.images.docker_cli import (
+    build,
+    docker,
+    image_exists,
+    import_tree,
+    project_images,
+    require_docker,
+)
 from harness.images.recipes import Recipe
 from harness.images.wheelhouse import cache_root, ensure_wheelhouse, wheel_files
 
@@ -226,6 +233,23 @@ def _remove_tree(tree: Path) -> None:
     shutil.rmtree(tree, ignore_errors=True)
 
 
+def remove_superseded(current: set[str]) -> list[str]:
+    """Remove the project's images that an image of `current` replaced (an earlier digest
+    of the same image: each code edit makes a new rch-python), so they do not pile up.
+    One a container still runs stays (`docker rmi` refuses it; the next build retries)."""
+    names = {tag.partition(":")[0] for tag in current}
+    removed = []
+    for row in project_images():
+        if row.tag in current or row.tag.partition(":")[0] not in names:
+            continue
+        try:
+            docker(["rmi", row.tag])
+        except SetupError:
+            continue  # in use, by this run or another harness process
+        removed.append(row.tag)
+    return removed
+
+
 def build_images(progress: Progress, *, force: bool = False, verbose: bool = False,
                  ) -> BuildOutcome:
     """Build what is missing of the local image set (everything with `force`)."""
@@ -254,6 +278,9 @@ def build_images(progress: Progress, *, force: bool = False, verbose: bool = Fal
         if builder.built:
             # The untagged first stages of the multi-stage builds: no later build needs them.
             docker(["image", "prune", "-f", "--filter", "label=rch.image"])
+            removed = remove_superseded({rootfs, base, rabbitmq, postgres, deps, python})
+            if removed:
+                say(f"removed {len(removed)} superseded images ({', '.join(removed)})")
     images = ImageSet(base=base, rabbitmq=rabbitmq, postgres=postgres, python=python,
                       kafka=python)
     seconds = time.monotonic() - began

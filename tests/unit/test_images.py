@@ -116,3 +116,31 @@ def test_mirror_comes_from_the_hosts_sources(tmp_path: Path,
     one_line.write_text("# comment\ndeb [arch=amd64] http://other.example/debian bookworm main\n")
     monkeypatch.setattr("harness.images.build.SOURCES_FILES", (tmp_path / "absent", one_line))
     assert debian_mirror() == "http://other.example/debian"
+
+
+def test_a_build_removes_the_images_it_superseded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import SetupError
+    from harness.images import build
+    from harness.images.docker_cli import ImageRow
+
+    def row(tag: str) -> ImageRow:
+        return ImageRow(tag=tag, image=tag.partition(":")[0], digest=tag.partition(":")[2],
+                        size="1MB", created="now")
+
+    local = ["rch-python:new", "rch-python:old", "rch-python:running", "rch-base:cur",
+             "rch-other:keep"]
+    calls: list[list[str]] = []
+
+    def fake_docker(args: list[str], timeout_s: float = 0.0) -> str:
+        calls.append(list(args))
+        if args[-1] == "rch-python:running":
+            raise SetupError("image is being used by running container")
+        return ""
+
+    monkeypatch.setattr(build, "project_images", lambda: [row(t) for t in local])
+    monkeypatch.setattr(build, "docker", fake_docker)
+    removed = build.remove_superseded({"rch-python:new", "rch-base:cur"})
+    # The old digest goes; the one in use stays; an image of another name is not ours to
+    # judge; the current ones are kept.
+    assert removed == ["rch-python:old"]
+    assert calls == [["rmi", "rch-python:old"], ["rmi", "rch-python:running"]]

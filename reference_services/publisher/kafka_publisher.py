@@ -23,8 +23,17 @@ from reference_services.publisher.confirming_publisher import OutgoingMessage, P
 log = logging.getLogger(__name__)
 
 
+# How long the relay gives a batch to be stored before it counts as failed (its rows stay
+# unsent and go out again). A healthy produce takes tens of milliseconds here, a few
+# hundred under load. Longer, librdkafka would carry the records of a batch across a
+# broker outage of a few seconds: the relay would not see the outage, and a relay that
+# marks rows sent before the broker has them (variant mark_sent_before_confirm) would lose
+# them only when the outage happened to outlast the timeout.
+RELAY_TIMEOUT_S = 2.5
+
+
 class KafkaBatchPublisher:
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, timeout_s: float = RELAY_TIMEOUT_S) -> None:
         self._bootstrap = kafka.bootstrap_servers(url)
         self._timeout_s = timeout_s
         self._producer: Producer | None = None
@@ -86,6 +95,30 @@ class KafkaBatchPublisher:
         if failures:
             raise PublishError(f"{len(failures)} of {len(messages)} records not delivered: "
                                f"{failures[0]}")
+
+    def publish_unconfirmed(self, messages: Sequence[OutgoingMessage]) -> None:
+        """For the variant `mark_sent_before_confirm`: hand the batch to the producer and
+        return without waiting for its delivery reports. A record the broker never takes
+        fails only in a report nobody acts on (it is logged)."""
+        producer = self._producer
+        if producer is None or not self.connected:
+            raise PublishError("not connected")
+
+        def on_delivery(error: KafkaError | None, _message: object) -> None:
+            if error is None:
+                return
+            log.error("relay: a record marked sent was not delivered: %s", error)
+            if error.fatal() or error.code() == KafkaError.PRODUCER_FENCED:
+                # Every later record would fail too: the relay replaces the producer.
+                self._fatal = str(error)
+
+        try:
+            for message in messages:
+                producer.produce(kafka.EVENTS_TOPIC, message.body,
+                                 key=message.routing_key.encode(), on_delivery=on_delivery)
+        except (KafkaException, BufferError) as exc:
+            raise PublishError(f"cannot queue the batch: {exc}") from exc
+        producer.poll(0)  # serve the reports (and errors) that arrived meanwhile
 
     def _on_error(self, error: KafkaError) -> None:
         # An idempotent producer that lost its sequence state (e.g. the broker forgot it)

@@ -268,9 +268,14 @@ class Relay:
         seqs = [row.seq for row in rows]
         if self.variant == "mark_sent_before_confirm":
             # BUG (variant): rows count as sent before the broker has them; a batch that
-            # never arrives is never retried.
+            # never arrives is never retried. On Kafka it does not wait for the delivery
+            # reports either: waiting, it would have one batch out at a time, and an outage
+            # would catch that one batch at most (none if it was stored just before).
             self._mark_sent(seqs)
-            publisher.publish_batch(messages)
+            if isinstance(publisher, KafkaBatchPublisher):
+                publisher.publish_unconfirmed(messages)
+            else:
+                publisher.publish_batch(messages)
         elif isinstance(publisher, ConfirmingPublisher):
             # Not waited for here: the next rows go out while the broker persists these.
             # Held only once sent: a batch refused at once must stay readable.

@@ -86,8 +86,9 @@ KAFKA_VARIANT_CASES = {
     "log_lies_dedupe": ("duplicates", "log_matches_observation", "without a new version"),
     "no_version_check": ("stale_redelivery", "no_stale_overwrite", "stale overwrites"),
     "poison_requeue_loop": ("poison_payloads", "accounting", "dead-lettered 0"),
-    # librdkafka retries a send until its message timeout (5 s): only an outage longer
-    # than that makes a send fail, which these two bugs turn into a lost event.
+    # librdkafka retries a send until its message timeout (2.5 s for the relay, 5 s for
+    # dual_write): a broker outage of 5 s makes the sends caught in it fail, which these two
+    # bugs turn into lost events.
     "mark_sent_before_confirm": ("broker_outage_kill", "no_lost_updates", "lost updates"),
     "dual_write": ("broker_outage_kill", "no_lost_updates", "lost updates"),
     "fat_events": ("authorization", "restricted_data_contained[consumer2]",

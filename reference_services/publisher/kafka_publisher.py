@@ -62,22 +62,28 @@ class KafkaBatchPublisher:
     def connected(self) -> bool:
         return self._producer is not None and self._fatal is None
 
-    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+    def _produce(self, messages: Sequence[OutgoingMessage],
+                 on_delivery: Callable[[KafkaError | None, object], None]) -> Producer:
+        """Queue every message of the batch on the producer, which is returned."""
         producer = self._producer
         if producer is None or not self.connected:
             raise PublishError("not connected")
-        failures: list[str] = []
-
-        def on_delivery(error: KafkaError | None, _message: object) -> None:
-            if error is not None:
-                failures.append(str(error))
-
         try:
             for message in messages:
                 producer.produce(kafka.EVENTS_TOPIC, message.body,
                                  key=message.routing_key.encode(), on_delivery=on_delivery)
         except (KafkaException, BufferError) as exc:
             raise PublishError(f"cannot queue the batch: {exc}") from exc
+        return producer
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: object) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        producer = self._produce(messages, on_delivery)
         # Every record times out (message.timeout.ms) by then, so each has its report.
         try:
             unreported = producer.flush(self._timeout_s + 1.0)
@@ -100,9 +106,6 @@ class KafkaBatchPublisher:
         """For the variant `mark_sent_before_confirm`: hand the batch to the producer and
         return without waiting for its delivery reports. A record the broker never takes
         fails only in a report nobody acts on (it is logged)."""
-        producer = self._producer
-        if producer is None or not self.connected:
-            raise PublishError("not connected")
 
         def on_delivery(error: KafkaError | None, _message: object) -> None:
             if error is None:
@@ -112,13 +115,8 @@ class KafkaBatchPublisher:
                 # Every later record would fail too: the relay replaces the producer.
                 self._fatal = str(error)
 
-        try:
-            for message in messages:
-                producer.produce(kafka.EVENTS_TOPIC, message.body,
-                                 key=message.routing_key.encode(), on_delivery=on_delivery)
-        except (KafkaException, BufferError) as exc:
-            raise PublishError(f"cannot queue the batch: {exc}") from exc
-        producer.poll(0)  # serve the reports (and errors) that arrived meanwhile
+        # Serve the reports (and errors) that arrived meanwhile.
+        self._produce(messages, on_delivery).poll(0)
 
     def _on_error(self, error: KafkaError) -> None:
         # An idempotent producer that lost its sequence state (e.g. the broker forgot it)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,12 @@ def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
         runtime.close()
     leaked = processes_started_under(tmp_path)
     assert not leaked, f"processes left running after the test: {leaked}"
+
+
+@pytest.fixture
+def keep_sigterm_handler() -> Iterator[None]:
+    """For tests that call the CLI in-process: it installs its own SIGTERM handler, which
+    must not outlive the test."""
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)

@@ -4,8 +4,6 @@ a bug variant's run fails again, with the very check messages run.json holds."""
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +12,9 @@ from harness import cli
 from harness.session import run_scenarios, select_scenarios
 from harness.settings import RunSettings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.usefixtures("keep_sigterm_handler")]
 
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.mark.parametrize(("variant", "verdict", "code"), [("none", "pass", 0),

@@ -7,8 +7,6 @@ tests/unit/test_explore.py against fakes; their real cost is measured in docs/ex
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ from harness.explore.schedule import Example
 from harness.explore.store import ExampleStore
 from harness.scenario import FaultStep
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.usefixtures("keep_sigterm_handler")]
 
 SEED = 1
 VARIANT = "ack_before_commit"
@@ -28,12 +27,6 @@ VARIANT = "ack_before_commit"
 KILLED_BEFORE_COMMIT = Example(100, 6, (FaultStep(f"crash_point:{CONSUMER_BEFORE_COMMIT}",
                                                   "consumer", 2.0),))
 
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_stored_failure_is_confirmed_written_and_replays(

@@ -5,8 +5,6 @@ same target waits until it healed. On real RabbitMQ and real service processes."
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,8 @@ import pytest
 
 from harness import cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.usefixtures("keep_sigterm_handler")]
 
 SEED = 20261130
 
@@ -46,12 +45,6 @@ at_s = 3.5
 duration_s = 1.0
 """
 
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
 
 
 def test_faults_on_other_targets_overlap_and_on_the_same_target_wait(

@@ -5,8 +5,6 @@ runner, with the same verdicts (a pass on the correct services, a fail on a bug 
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +12,11 @@ import pytest
 
 from harness import cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.usefixtures("keep_sigterm_handler")]
 
 SEED = 20261122
 
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
 
 
 def show(name: str, capsys: pytest.CaptureFixture[str]) -> str:

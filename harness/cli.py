@@ -157,7 +157,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"[explore {time.monotonic() - started:6.1f}s] {line}", flush=True)
 
-    found = explore(settings, budget, say, say if args.verbose else lambda _line: None)
+    found = explore(settings, budget, say, say if args.verbose else lambda _line: None,
+                    keep_broker=not args.broker_per_run)
     result = found.result
     print(f"\n{result.summary()}")
     print(f"report: {found.folder / 'explore.json'}")
@@ -372,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: random, printed)")
     explore.add_argument("--report-dir", default="reports",
                          help="root of reports/explore/ and reports/explore-db/")
+    explore.add_argument("--broker-per-run", action="store_true",
+                         help="start a broker for every run instead of keeping one for "
+                              "the search (each run in a namespace of its own)")
     explore.add_argument("--verbose", action="store_true",
                          help="also print each run's own progress lines")
     explore.set_defaults(func=_cmd_explore)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import steady_state
-from harness.brokers.registry import broker_plugin
+from harness.brokers.kept import KeptBroker
+from harness.brokers.registry import BrokerLease, broker_plugin
 from harness.checkers.authorization import source_view
 from harness.collected import Collected, ConsumerData, ConsumerObservation
 from harness.consumers import FIRST, owner, role
@@ -139,8 +140,11 @@ def proof_start_s(fault_at_s: float) -> float:
 class ScenarioRun:
     def __init__(self, scenario: Scenario, settings: RunSettings, run_dir: Path,
                  progress: Progress, runtime: RuntimeChoice = PROCESSES,
-                 run_id: str = "") -> None:
+                 run_id: str = "", kept_broker: KeptBroker | None = None) -> None:
         self.scenario = scenario
+        # A broker kept across runs (harness explore): this run borrows a namespace of it
+        # instead of starting a broker of its own.
+        self.kept_broker = kept_broker
         self.settings = settings
         self.runtime = runtime
         self.run_id = run_id or run_dir.name
@@ -213,15 +217,25 @@ class ScenarioRun:
                        variant=settings.variant, broker=settings.broker, db=settings.db,
                        plan=[p.to_dict() for p in plan])
 
-        runtime = self.runtime.create(self.dir, self.run_id, on_event=lambda what, data:
-                                      history.record("lifecycle", event=what, **data))
+        def lifecycle(what: str, data: Any) -> None:
+            history.record("lifecycle", event=what, **data)
+
+        lease: BrokerLease | None = None
+        if self.kept_broker is not None:
+            lease = self.kept_broker.lend(lifecycle)
+            stack.callback(lease.close)  # registered first: closed once all else stopped
+            history.record("broker_lease", namespace=lease.namespace)
+        runtime = self.runtime.create(self.dir, self.run_id, on_event=lifecycle)
         stack.callback(self._tear_down, runtime)
         auto = scenario.repair is not None and scenario.repair.resync == "auto"
         sut = SystemUnderTest(runtime, settings, self.dir,
-                              ("--auto-resync", "known") if auto else (), scenario.consumers)
+                              ("--auto-resync", "known") if auto else (), scenario.consumers,
+                              lease)
         stack.callback(sut.close)
-        self.progress(f"starting {settings.broker} broker, publisher and "
-                      f"{_consumers_text(scenario)} ({settings.runtime})")
+        broker_text = (f"on the kept {settings.broker} broker (namespace {lease.namespace})"
+                       if lease is not None else f"with a {settings.broker} broker")
+        self.progress(f"starting publisher and {_consumers_text(scenario)} {broker_text} "
+                      f"({settings.runtime})")
         t0 = time.monotonic()
         sut.start()
         others = {key: s for key, s in scenario.by_key.items() if key != FIRST}

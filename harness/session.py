@@ -13,12 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from harness.brokers.kept import KeptBroker
 from harness.errors import ConfigError
 from harness.reporting import write_junit, write_run_json, write_summary
 from harness.reporting.html import write_html
 from harness.results import RunResult
 from harness.runner import ScenarioRun
-from harness.runtime.registry import choose_runtime
+from harness.runtime.registry import RuntimeChoice, choose_runtime
 from harness.scenario import Scenario
 from harness.settings import RunSettings
 
@@ -107,16 +108,21 @@ def run_scenarios(
     report_dir: Path | None = None,
     progress: Callable[[str, str], None] | None = None,
     files: Mapping[str, str] | None = None,
+    runtime: RuntimeChoice | None = None,
+    kept_broker: KeptBroker | None = None,
 ) -> tuple[RunResult, Path]:
     """Run scenarios one after another; returns the result and the report directory.
     `files`: the name of each scenario read from a file -> that file, for run.json.
+    `runtime`: the runtime already chosen (else settings.runtime is resolved here);
+    `kept_broker`: a running broker each scenario borrows a namespace of instead of
+    starting one (harness/brokers/kept.py).
 
     Reports are rewritten after every scenario, so an interrupted run still leaves a
     run.json with what finished (and `interrupted: true`).
     """
     _reject_repeats([s.name for s in scenarios])
     emit = progress or (lambda _name, _msg: None)
-    choice = choose_runtime(settings.runtime, lambda msg: emit("images", msg))
+    choice = runtime or choose_runtime(settings.runtime, lambda msg: emit("images", msg))
     if settings.runtime != choice.name:
         emit("runtime", f"{choice.name} ({choice.reason})")
     settings = replace(settings, runtime=choice.name)
@@ -131,7 +137,7 @@ def run_scenarios(
     try:
         for scenario in scenarios:
             run = ScenarioRun(scenario, settings, report_dir, _bind(emit, scenario.name),
-                              choice, run_id)
+                              choice, run_id, kept_broker)
             scenario_result = run.execute()
             scenario_result.scenario_file = (files or {}).get(scenario.name, "")
             result.scenarios.append(scenario_result)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from harness.brokers.base import BrokerAdapter, QueueCounters
-from harness.brokers.registry import broker_plugin
+from harness.brokers.registry import BrokerLease, broker_plugin
 from harness.consumers import (
     FIRST,
     broker_link,
@@ -64,7 +64,8 @@ def _subscribed(adapter: BrokerAdapter, consumer_name: str, processes: int,
 class SystemUnderTest:
     def __init__(self, runtime: Runtime, settings: RunSettings, work_dir: Path,
                  consumer_args: tuple[str, ...] = (),
-                 consumers: Sequence[ConsumerSpec] = (ConsumerSpec(),)) -> None:
+                 consumers: Sequence[ConsumerSpec] = (ConsumerSpec(),),
+                 lease: BrokerLease | None = None) -> None:
         # Extra arguments of the first consumer's process (e.g. --auto-resync known).
         self.consumer_args = consumer_args
         # Each consumer by its component key (harness/consumers.py); started on demand.
@@ -78,6 +79,10 @@ class SystemUnderTest:
         self.runtime = runtime
         self.settings = settings
         self.plugin = broker_plugin(settings.broker)
+        # A broker kept across runs and lent to this one (harness/brokers/kept.py), or
+        # None: start one of its own.
+        self.lease = lease
+        self.service_url = lease.service_url if lease is not None else self.plugin.service_url
         self.work_dir = work_dir
         self.components: dict[str, Component] = {}
         self.adapter: BrokerAdapter | None = None
@@ -97,7 +102,8 @@ class SystemUnderTest:
     def start(self) -> None:
         if self.settings.db == "postgres":
             self.start_postgres()
-        started = self.plugin.start(self.runtime, "broker")
+        started = (self.lease.started if self.lease is not None
+                   else self.plugin.start(self.runtime, "broker"))
         broker = started.component
         self.components["broker"] = broker
         self.adapter = started.adapter
@@ -115,7 +121,7 @@ class SystemUnderTest:
         publisher = self.runtime.service(ServiceSpec(
             "publisher", "reference_services.publisher",
             ("--db-url", self.service_db_url("publisher"),
-             "--broker-url", self.plugin.service_url(relay_link),
+             "--broker-url", self.service_url(relay_link),
              "--variant", self.settings.variant_for("publisher"),
              "--grants", self.grants.to_json()),
             publisher_port))
@@ -135,7 +141,7 @@ class SystemUnderTest:
         args = ("--name", spec.name,
                 # One database for all its instances: the inbox dedupes across them.
                 "--db-url", self.consumer_db_url(key),
-                "--broker-url", self.plugin.service_url(broker_side),
+                "--broker-url", self.service_url(broker_side),
                 "--publisher-url", api_side.http_url(),
                 "--variant", self.settings.variant_for("consumer"),
                 "--token", self.consumer_token(key), "--admin-token", self.admin_token,

@@ -60,19 +60,24 @@ class RabbitCtl:
     node: str
     env: Mapping[str, str]
     timeout_s: float = 10.0
+    vhost: str = "/"  # the virtual host list_queues reads
 
-    def list_queues(self, *columns: str) -> list[list[str]]:
-        argv = [str(self.executable), "-n", self.node, "-q", "list_queues",
-                "--no-table-headers", *columns]
+    def run(self, *args: str) -> str:
+        """`rabbitmqctl <args>` against the node; its output, or BrokerError."""
+        argv = [str(self.executable), "-n", self.node, "-q", *args]
         try:
             done = subprocess.run(argv, env=dict(self.env), capture_output=True, text=True,
                                   timeout=self.timeout_s, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BrokerError(f"rabbitmqctl list_queues on {self.node}: {exc}") from exc
+            raise BrokerError(f"rabbitmqctl {args[0]} on {self.node}: {exc}") from exc
         if done.returncode != 0:
-            raise BrokerError(f"rabbitmqctl list_queues on {self.node} exited "
+            raise BrokerError(f"rabbitmqctl {args[0]} on {self.node} exited "
                               f"{done.returncode}: {done.stderr.strip()[:300]}")
-        return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
+        return done.stdout
+
+    def list_queues(self, *columns: str) -> list[list[str]]:
+        out = self.run("list_queues", "-p", self.vhost, "--no-table-headers", *columns)
+        return [line.split("\t") for line in out.splitlines() if line.strip()]
 
 
 class RabbitMQAdapter(BrokerAdapter):

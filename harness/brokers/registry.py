@@ -5,13 +5,15 @@ under test never asks which broker it has.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import quote
 
 from harness.brokers.base import BrokerAdapter
 from harness.brokers.kafka import KafkaAdapter
 from harness.brokers.rabbitmq import RabbitCtl, RabbitMQAdapter
-from harness.errors import ConfigError
+from harness.errors import BrokerError, ConfigError
 from harness.runtime.base import Component, Endpoint, Runtime
 from harness.runtime.processes import ProcessRuntime
 from harness.runtime.rabbitmq_node import RABBITMQ_SERVER, RabbitMQNode
@@ -22,6 +24,19 @@ from harness.runtime.tansu_node import TansuNode
 class StartedBroker:
     component: Component  # the broker itself: what process faults act on
     adapter: BrokerAdapter  # the harness's own client of it
+
+
+@dataclass(frozen=True)
+class BrokerLease:
+    """A running broker lent to one run (see harness/brokers/kept.py): `started` as the run
+    sees it (the broker's own component, so process faults act on it, and an adapter
+    scoped to the run's `namespace`), the URL a service is given to reach that namespace at
+    an endpoint, and `close`, which removes the namespace with everything in it."""
+
+    started: StartedBroker
+    namespace: str
+    service_url: Callable[[Endpoint], str]
+    close: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,10 @@ class BrokerPlugin:
     # forwards to; it is started once the link exists. None: the link goes to the broker.
     link_hop: Callable[[Runtime, Component, str, Endpoint], Component | None] = (
         lambda _runtime, _broker, _link, _listen: None)
+    # Makes a namespace of its own, named by the second argument, in a running broker for
+    # one run: nothing the run declares or publishes there is seen outside it. None: the
+    # broker has no such thing, so every run starts a broker of its own.
+    lend: Callable[[StartedBroker, str], BrokerLease] | None = None
 
 
 def _start_rabbitmq(runtime: Runtime, name: str) -> StartedBroker:
@@ -51,8 +70,31 @@ def _start_rabbitmq(runtime: Runtime, name: str) -> StartedBroker:
     return StartedBroker(node, RabbitMQAdapter(node.amqp_url, ctl))
 
 
-def amqp_url(endpoint: Endpoint) -> str:
-    return f"amqp://guest:guest@{endpoint.address}/%2F"
+def amqp_url(endpoint: Endpoint, vhost: str = "/") -> str:
+    return f"amqp://guest:guest@{endpoint.address}/{quote(vhost, safe='')}"
+
+
+def _lend_vhost(broker: StartedBroker, vhost: str) -> BrokerLease:
+    """A RabbitMQ virtual host: its own exchanges, queues and bindings, so a run sees only
+    what it declared itself; deleting it deletes them all."""
+    adapter = broker.adapter
+    if not isinstance(adapter, RabbitMQAdapter) or adapter.ctl is None:
+        raise ConfigError("--broker", "a virtual host needs a RabbitMQ node rabbitmqctl "
+                          "reaches", "start the broker through the rabbitmq plugin")
+    ctl = replace(adapter.ctl, vhost=vhost)
+    ctl.run("add_vhost", vhost)
+    ctl.run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    scoped = RabbitMQAdapter(amqp_url(broker.component.endpoint(), vhost), ctl)
+
+    def close() -> None:
+        scoped.close()
+        # A broker left down by a failed heal keeps the host until the broker goes; the
+        # next run gets a host of its own anyway.
+        with contextlib.suppress(BrokerError):
+            ctl.run("delete_vhost", vhost)
+
+    return BrokerLease(StartedBroker(broker.component, scoped), vhost,
+                       lambda endpoint: amqp_url(endpoint, vhost), close)
 
 
 def _process_runtime(runtime: Runtime) -> ProcessRuntime:
@@ -95,7 +137,8 @@ BROKERS: dict[str, BrokerPlugin] = {
     plugin.name: plugin
     for plugin in (
         BrokerPlugin("rabbitmq", "RabbitMQ, a private node per scenario (pika)",
-                     RabbitMQAdapter.capabilities, _start_rabbitmq, amqp_url),
+                     RabbitMQAdapter.capabilities, _start_rabbitmq, amqp_url,
+                     lend=_lend_vhost),
         BrokerPlugin("kafka", "Kafka protocol: a Tansu broker on local S3 storage per "
                      "scenario, a `tansu proxy` per link (confluent-kafka)",
                      KafkaAdapter.capabilities, _start_kafka, kafka_url, _kafka_link_hop),

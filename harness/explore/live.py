@@ -1,25 +1,33 @@
 """The real oracle: each example run as a scenario of its own against the real system
-under test, started for it and stopped after, and judged by the usual checks."""
+under test, judged by the usual checks. Its services, fault proxy and databases are
+started for it and stopped after; the broker is either its own too or one kept across the
+search, of which it borrows a namespace (harness/brokers/kept.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.brokers.kept import KeptBroker
 from harness.explore.schedule import Example
 from harness.explore.search import RUN_CHECKS, Outcome
+from harness.runtime.registry import RuntimeChoice
 from harness.session import run_scenarios
 from harness.settings import RunSettings
 
 
 class ScenarioOracle:
-    """Runs example k in `folder`/run-<k>/ with `settings` (seed, broker, runtime,
-    variant, database). `log` gets the runner's own progress lines."""
+    """Runs example k in `folder`/run-<k>/ with `settings` (seed, broker, variant,
+    database) on `runtime`, borrowing `kept_broker` when given. `log` gets the runner's
+    own progress lines."""
 
-    def __init__(self, settings: RunSettings, folder: Path,
+    def __init__(self, settings: RunSettings, folder: Path, runtime: RuntimeChoice,
+                 kept_broker: KeptBroker | None = None,
                  log: Callable[[str], None] = lambda _line: None) -> None:
         self.settings = settings
         self.folder = folder
+        self.runtime = runtime
+        self.kept_broker = kept_broker
         self.log = log
         self.count = 0
 
@@ -31,7 +39,7 @@ class ScenarioOracle:
         self.count += 1
         result, _report_dir = run_scenarios(
             [example.scenario()], self.settings, report_dir=self.folder / f"run-{self.count:03d}",
-            progress=self._relay)
+            progress=self._relay, runtime=self.runtime, kept_broker=self.kept_broker)
         scenario = result.scenarios[0]
         failed = tuple(c.name for c in scenario.checks
                        if c.status == "fail" and c.name not in RUN_CHECKS)

@@ -55,7 +55,10 @@ MAX_DURATION_TENTHS = 40  # a lasting fault's duration: 0 to 4 s
 # one only now and then at 50/s, and a minimal case shrunk to such a rate failed twice in
 # a search and then passed when replayed.
 RATES = (120, 200)
-DURATIONS_S = (6, 12)  # seconds of load
+# Seconds of load: what an example costs beyond about 4 s of its own (set-up, settling,
+# collecting, tear-down on a kept broker), so short, yet long enough for a fault at 1 s
+# to meet a steady load before and after it.
+DURATIONS_S = (4, 8)
 MAX_FAULTS = 4
 # The most faults an example may have, drawn first: 1 or 2 twice as often as 3 or 4.
 FAULT_LIMITS = (1, 1, 2, 2, 3, MAX_FAULTS)
@@ -119,10 +122,19 @@ def explored_actions(offered: frozenset[str]) -> tuple[str, ...]:
     return tuple(a for a in EXPLORED_ACTIONS if not missing(ACTIONS[a].needs, offered))
 
 
+def _targets(actions: tuple[str, ...]) -> list[str]:
+    return [t for t in TARGETS if any(ACTIONS[a].accepts(t) for a in actions)]
+
+
 @st.composite
 def fault_steps(draw: st.DrawFn, actions: tuple[str, ...], load_s: int) -> FaultStep:
-    action = draw(st.sampled_from(actions))
-    target = draw(st.sampled_from([t for t in TARGETS if ACTIONS[action].accepts(t)]))
+    # The target first, then an action it accepts: every part of the system (each
+    # component, each link) is hit about as often. Drawn the other way round, the many
+    # actions on components (crash points, kills, message faults) crowded out the links,
+    # and a bug only a link fault shows (a relay marking rows sent before the broker has
+    # them) was met once in 50 runs.
+    target = draw(st.sampled_from(_targets(actions)))
+    action = draw(st.sampled_from([a for a in actions if ACTIONS[a].accepts(target)]))
     at_s = draw(st.integers(MIN_AT_TENTHS, max(MIN_AT_TENTHS, 10 * load_s - 10))) / 10
     duration_s = 0.0
     if action in LASTING:

@@ -9,17 +9,20 @@ system under test, and store what was found under the report root:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.brokers.kept import KeptBroker
 from harness.brokers.registry import broker_plugin
 from harness.explore.live import ScenarioOracle
 from harness.explore.schedule import explored_actions
 from harness.explore.search import Budget, SearchResult, search
 from harness.explore.store import ExampleStore, replay_command, write_minimal
+from harness.runtime.registry import choose_runtime
 from harness.session import claim_run_id, prepare_report_dir
 from harness.settings import RunSettings
 
@@ -33,7 +36,10 @@ class Exploration:
 
 
 def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], None],
-            log: Callable[[str], None] = lambda _line: None) -> Exploration:
+            log: Callable[[str], None] = lambda _line: None,
+            keep_broker: bool = True) -> Exploration:
+    """`keep_broker`: run every example on one broker kept for the search, each in a
+    namespace of its own, where the broker has namespaces (harness/brokers/kept.py)."""
     root = prepare_report_dir(settings.report_root)
     run_id = claim_run_id(prepare_report_dir(root / "explore"),
                           time.strftime("%Y%m%d-%H%M%S")
@@ -45,8 +51,22 @@ def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], Non
     progress(f"explore: {len(actions)} fault actions, budget {budget.describe()}, seed "
              f"{settings.seed}; {len(stored)} stored failing schedule(s) first; runs in "
              f"{folder}")
-    result = search(ScenarioOracle(settings, folder, log), actions, budget, settings.seed,
-                    progress, stored)
+    choice = choose_runtime(settings.runtime, progress)
+    settings = replace(settings, runtime=choice.name)
+    with contextlib.ExitStack() as stack:
+        kept = None
+        plugin = broker_plugin(settings.broker)
+        if keep_broker and KeptBroker.possible(plugin):
+            kept = KeptBroker(plugin, choice, folder / "broker")
+            stack.callback(kept.close)
+            progress(f"starting one {settings.broker} broker ({choice.name}), kept for "
+                     "every run: each run gets a namespace of its own")
+            kept.start()
+        else:
+            progress(f"every run starts a {settings.broker} broker of its own ({choice.name})"
+                     + ("" if not keep_broker else ": it has no namespaces to lend"))
+        result = search(ScenarioOracle(settings, folder, choice, kept, log), actions, budget,
+                        settings.seed, progress, stored)
     for earlier in stored:
         # One that passes now is dropped; a flaky one stays (its bug is real, just rare).
         if result.judged.get(earlier.key()) == "pass":
@@ -72,16 +92,19 @@ def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], Non
         store.save(minimal.example)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "explore.json").write_text(json.dumps(_summary(settings, budget, result,
-                                                             minimal_file, replay),
+                                                             minimal_file, replay,
+                                                             kept is not None),
                                                     indent=2), encoding="utf-8")
     return Exploration(result, folder, minimal_file, replay)
 
 
 def _summary(settings: RunSettings, budget: Budget, result: SearchResult,
-             minimal_file: Path | None, replay: str) -> dict[str, object]:
+             minimal_file: Path | None, replay: str, kept_broker: bool
+             ) -> dict[str, object]:
     return {
         "seed": settings.seed, "broker": settings.broker, "variant": settings.variant,
         "runtime": settings.runtime, "db": settings.db, "budget": budget.describe(),
+        "kept_broker": kept_broker,
         "elapsed_s": round(result.elapsed_s, 1), "schedules": result.examples_tried,
         "runs": [{"index": r.index, "schedule": r.example.describe(),
                   "verdict": r.outcome.verdict, "failed": list(r.outcome.failed),

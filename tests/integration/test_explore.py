@@ -44,6 +44,14 @@ def test_a_stored_failure_is_confirmed_written_and_replays(
     summary = json.loads((minimal.parent / "explore.json").read_text())
     assert [r["failed"] != [] for r in summary["runs"]] == [True, True]  # failed, confirmed
     assert summary["flaky"] == [] and summary["minimal"] == str(minimal)
+    # Both runs borrowed the broker kept for the search, each a namespace of its own;
+    # the replays below start brokers of their own.
+    assert summary["kept_broker"] is True
+    leases = [json.loads(line)["namespace"]
+              for history in sorted(minimal.parent.glob("run-*/explore/history.jsonl"))
+              for line in history.read_text().splitlines()
+              if json.loads(line)["kind"] == "broker_lease"]
+    assert leases == ["run-1", "run-2"]
 
     replays = leak_check / "replays"
     assert cli.main(["run", "--scenario-file", str(minimal), "--seed", str(SEED),

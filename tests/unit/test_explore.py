@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from hypothesis.internal.conjecture import engine
 
 from harness.brokers import capabilities as caps
-from harness.explore.schedule import EXPLORED_ACTIONS, Example, examples, explored_actions
+from harness.explore.schedule import (
+    EXPLORED_ACTIONS,
+    TARGETS,
+    Example,
+    examples,
+    explored_actions,
+)
 from harness.explore.search import Budget, Outcome, search
 from harness.explore.store import ExampleStore
 from harness.scenario import FaultStep
@@ -93,6 +99,46 @@ def test_a_stored_failure_is_tried_first_next_time(tmp_path: Path) -> None:
     # The stored case, run first (and rerun to confirm), is the result: nothing to shrink.
     assert [run.example.key() for run in again.runs] == [first.minimal.example.key()] * 2
     assert again.minimal is not None and again.shrink_steps == 0
+
+
+def test_a_schedule_that_passed_is_not_run_again_under_another_load() -> None:
+    runs: list[Example] = []
+
+    def count(example: Example) -> Outcome:
+        runs.append(example)
+        return Outcome((), "pass")
+
+    result = search(count, ACTIONS, Budget(examples=60), 1, lambda _line: None)
+    schedules = [repr(example.faults) for example in runs]
+    assert len(schedules) == len(set(schedules)) == 60  # the budget: 60 runs
+    assert result.repeats_skipped > 0, "Hypothesis drew no repeated schedule: test moot"
+
+
+def test_a_failing_schedule_is_still_shrunk_in_its_load() -> None:
+    # Fails at 150 writes/s or more only: the same faults at a lower rate must still be
+    # run (they have not passed yet), so the shrink finds the lowest failing rate.
+    def fast_kill_fails(example: Example) -> Outcome:
+        if example.rate_per_s >= 150 and any(s.action == "kill" for s in example.faults):
+            return Outcome(("no_lost_updates",), "fail", "lost")
+        return Outcome((), "pass")
+
+    result = search(fast_kill_fails, SOME, Budget(examples=400), 3, lambda _line: None)
+    assert result.minimal is not None
+    assert result.minimal.example.rate_per_s == 150
+
+
+def test_every_target_is_drawn_about_as_often() -> None:
+    drawn: list[str] = []
+
+    def record(example: Example) -> Outcome:
+        drawn.extend(step.target for step in example.faults)
+        return Outcome((), "pass")
+
+    search(record, ACTIONS, Budget(examples=80), 2, lambda _line: None)
+    shares = {target: drawn.count(target) / len(drawn) for target in TARGETS}
+    # Six targets: a sixth each on average. Drawing the action first gave the relay's
+    # broker link about one fault in 30.
+    assert min(shares.values()) >= 0.08, shares
 
 
 def test_the_budget_stops_new_runs() -> None:

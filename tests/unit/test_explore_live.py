@@ -15,6 +15,7 @@ from harness.explore.live import ScenarioOracle
 from harness.explore.schedule import Example
 from harness.explore.search import Outcome
 from harness.results import RunResult, ScenarioResult
+from harness.runtime.registry import PROCESSES
 from harness.scenario import FaultStep
 from harness.settings import RunSettings
 
@@ -26,16 +27,17 @@ def judged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, checks: Sequence[Che
     calls: list[dict[str, Any]] = []
 
     def fake_run(scenarios: Sequence[Any], settings: RunSettings, report_dir: Path,
-                 progress: Any) -> tuple[RunResult, Path]:
+                 progress: Any, **kept: Any) -> tuple[RunResult, Path]:
         calls.append({"names": [s.name for s in scenarios], "dir": report_dir,
-                      "seed": settings.seed})
+                      "seed": settings.seed, "runtime": kept["runtime"].name,
+                      "kept_broker": kept["kept_broker"]})
         result = RunResult("r", settings.seed, "rabbitmq", "processes", "none", 0.0)
         result.scenarios.append(ScenarioResult("explore", settings.seed, list(checks),
                                                error=error, report_dir=str(report_dir)))
         return result, report_dir
 
     monkeypatch.setattr(live, "run_scenarios", fake_run)
-    oracle = ScenarioOracle(RunSettings(seed=9), tmp_path)
+    oracle = ScenarioOracle(RunSettings(seed=9), tmp_path, PROCESSES)
     return oracle(EXAMPLE), calls
 
 
@@ -47,7 +49,8 @@ def test_findings_that_fail_make_a_failure(monkeypatch: pytest.MonkeyPatch,
         CheckResult("progress", False, "too little load")])
     assert outcome.failed == ("no_lost_updates",)
     assert outcome.details == "the broker tap saw 12 events never applied"
-    assert calls == [{"names": ["explore"], "dir": tmp_path / "run-001", "seed": 9}]
+    assert calls == [{"names": ["explore"], "dir": tmp_path / "run-001", "seed": 9,
+                      "runtime": "processes", "kept_broker": None}]
 
 
 def test_checks_about_the_run_itself_are_no_finding(monkeypatch: pytest.MonkeyPatch,

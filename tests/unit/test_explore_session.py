@@ -22,7 +22,9 @@ FIXED = Example(150, 6, (FaultStep("pause", "consumer", 1.0, duration_s=1.0),))
 class KillFails:
     """A fake system under test: every schedule with a kill loses updates."""
 
-    def __init__(self, _settings: RunSettings, _folder: Path, _log: Any) -> None:
+    def __init__(self, _settings: RunSettings, _folder: Path, _runtime: Any, kept: Any,
+                 _log: Any) -> None:
+        assert kept is None, "asked for a broker per run"
         pass
 
     def __call__(self, example: Example) -> Outcome:
@@ -38,7 +40,8 @@ def test_a_failure_is_written_replayable_and_kept(monkeypatch: pytest.MonkeyPatc
     db = ExampleStore(tmp_path / "explore-db" / "rabbitmq-ack_before_commit")
     db.save(FIXED)  # passes now: dropped after the search
     settings = RunSettings(seed=4, variant="ack_before_commit", report_root=tmp_path)
-    found = session.explore(settings, Budget(examples=300), lambda _line: None)
+    found = session.explore(settings, Budget(examples=300), lambda _line: None,
+                            keep_broker=False)
 
     assert found.minimal_file is not None and found.replay == (
         f"harness run --scenario-file {found.minimal_file} --seed 4 "

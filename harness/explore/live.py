@@ -45,4 +45,6 @@ class ScenarioOracle:
                        if c.status == "fail" and c.name not in RUN_CHECKS)
         details = next((c.details for c in scenario.checks if c.name in failed),
                        scenario.error or scenario.first_failure())
-        return Outcome(failed, scenario.verdict, details, scenario.report_dir)
+        run_checks = tuple(c.name for c in scenario.checks
+                           if c.status == "fail" and c.name in RUN_CHECKS)
+        return Outcome(failed, scenario.verdict, details, scenario.report_dir, run_checks)

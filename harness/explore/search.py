@@ -50,6 +50,21 @@ class Outcome:
     verdict: str
     details: str = ""
     report_dir: str = ""
+    # The checks about the run itself that failed (RUN_CHECKS): no finding, but why the
+    # scenario's own verdict is "fail".
+    run_checks_failed: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """E.g. "FAIL (no_lost_updates)", "pass", or "no finding (scenario fail:
+        fault_was_active)"."""
+        if self.failed:
+            return f"FAIL ({', '.join(self.failed)})"
+        if self.verdict == "pass":
+            return "pass"
+        why = ", ".join(self.run_checks_failed)
+        if not why and self.details:
+            why = self.details.splitlines()[0][:120]
+        return f"no finding (scenario {self.verdict}" + (f": {why})" if why else ")")
 
     @property
     def is_failure(self) -> bool:
@@ -159,9 +174,7 @@ class _Search:
         elapsed = time.monotonic() - self.started
         run = Run(len(self.result.runs) + 1, example, outcome, elapsed)
         self.result.runs.append(run)
-        self.progress(f"run {run.index}: {example.describe()} -> "
-                      + (f"FAIL ({', '.join(outcome.failed)})" if outcome.failed
-                         else outcome.verdict))
+        self.progress(f"run {run.index}: {example.describe()} -> {outcome.describe()}")
         return outcome
 
     def judge(self, example: Example) -> Outcome | None:

@@ -48,6 +48,7 @@ def test_findings_that_fail_make_a_failure(monkeypatch: pytest.MonkeyPatch,
         CheckResult("no_lost_updates", False, "the broker tap saw 12 events never applied"),
         CheckResult("progress", False, "too little load")])
     assert outcome.failed == ("no_lost_updates",)
+    assert outcome.describe() == "FAIL (no_lost_updates)"
     assert outcome.details == "the broker tap saw 12 events never applied"
     assert calls == [{"names": ["explore"], "dir": tmp_path / "run-001", "seed": 9,
                       "runtime": "processes", "kept_broker": None}]
@@ -61,6 +62,8 @@ def test_checks_about_the_run_itself_are_no_finding(monkeypatch: pytest.MonkeyPa
         CheckResult("progress", False, "too little load"),
         inconclusive("integrity_restored", "no divergence")])
     assert outcome.failed == () and outcome.verdict == "fail"
+    assert outcome.run_checks_failed == ("fault_was_active", "progress")
+    assert outcome.describe() == "no finding (scenario fail: fault_was_active, progress)"
 
 
 def test_an_error_is_no_finding_and_says_why(monkeypatch: pytest.MonkeyPatch,
@@ -68,3 +71,4 @@ def test_an_error_is_no_finding_and_says_why(monkeypatch: pytest.MonkeyPatch,
     outcome, _ = judged(monkeypatch, tmp_path, [], error="SteadyStateNotReached: slow")
     assert (outcome.failed, outcome.verdict) == ((), "error")
     assert outcome.details == "SteadyStateNotReached: slow"
+    assert outcome.describe() == "no finding (scenario error: SteadyStateNotReached: slow)"

@@ -10,6 +10,7 @@ before the next run. A broker whose plugin has no namespaces (Kafka here) is not
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from harness.brokers.registry import BrokerLease, BrokerPlugin, StartedBroker
 from harness.errors import SetupError
 from harness.runtime.processes import EventSink
 from harness.runtime.registry import RuntimeChoice
+
+# Namespaces made in one go when none is left: one call for ten runs.
+MADE_AT_ONCE = 10
+# How long closing waits for a namespace still being deleted (rabbitmqctl's own timeout).
+DELETE_JOIN_S = 10.0
 
 
 class KeptBroker:
@@ -32,6 +38,8 @@ class KeptBroker:
         self._started: StartedBroker | None = None
         self._sink: EventSink | None = None  # the current run's history, while it runs
         self.lent = 0
+        self._spare: list[BrokerLease] = []  # namespaces made and not lent yet
+        self._deleting: list[threading.Thread] = []
 
     @staticmethod
     def possible(plugin: BrokerPlugin) -> bool:
@@ -47,25 +55,39 @@ class KeptBroker:
 
     def lend(self, on_event: EventSink) -> BrokerLease:
         """A fresh namespace for one run, whose broker lifecycle events go to `on_event`
-        until the lease is closed."""
+        until the lease is closed. Closing it deletes the namespace in the background,
+        while the next run starts."""
         assert self.plugin.lend is not None and self._started is not None, "start() first"
         broker = self._started.component
         if not broker.is_running():
             # An earlier run's heal failed (its run reported that): start it again rather
             # than fail every run after it.
             broker.start()
+        if not self._spare:
+            first = self.lent + 1
+            self._spare = self.plugin.lend(
+                self._started, [f"run-{n}" for n in range(first, first + MADE_AT_ONCE)])
+        lease = self._spare.pop(0)
         self.lent += 1
-        lease = self.plugin.lend(self._started, f"run-{self.lent}")
         self._sink = on_event
 
         def close() -> None:
             self._sink = None
-            lease.close()
+            deleting = threading.Thread(target=lease.close, name=f"delete {lease.namespace}",
+                                        daemon=True)
+            deleting.start()
+            self._deleting = [*(t for t in self._deleting if t.is_alive()), deleting]
 
         return BrokerLease(lease.started, lease.namespace, lease.service_url, close)
 
+    def await_deletions(self) -> None:
+        """Wait until the namespaces of closed leases are deleted."""
+        for deleting in self._deleting:
+            deleting.join(DELETE_JOIN_S)
+
     def close(self) -> None:
         """Stop the broker (and anything else its runtime started)."""
+        self.await_deletions()
         if self._started is not None:
             self._started.adapter.close()
         self._runtime.close()

@@ -6,7 +6,9 @@ under test never asks which broker it has.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import json
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
@@ -54,10 +56,10 @@ class BrokerPlugin:
     # forwards to; it is started once the link exists. None: the link goes to the broker.
     link_hop: Callable[[Runtime, Component, str, Endpoint], Component | None] = (
         lambda _runtime, _broker, _link, _listen: None)
-    # Makes a namespace of its own, named by the second argument, in a running broker for
-    # one run: nothing the run declares or publishes there is seen outside it. None: the
-    # broker has no such thing, so every run starts a broker of its own.
-    lend: Callable[[StartedBroker, str], BrokerLease] | None = None
+    # Makes namespaces in a running broker, one per name, each for one run: nothing a run
+    # declares or publishes in its own is seen outside it. None: the broker has no such
+    # thing, so every run starts a broker of its own.
+    lend: Callable[[StartedBroker, Sequence[str]], list[BrokerLease]] | None = None
 
 
 def _start_rabbitmq(runtime: Runtime, name: str) -> StartedBroker:
@@ -74,16 +76,29 @@ def amqp_url(endpoint: Endpoint, vhost: str = "/") -> str:
     return f"amqp://guest:guest@{endpoint.address}/{quote(vhost, safe='')}"
 
 
-def _lend_vhost(broker: StartedBroker, vhost: str) -> BrokerLease:
-    """A RabbitMQ virtual host: its own exchanges, queues and bindings, so a run sees only
-    what it declared itself; deleting it deletes them all."""
+def _lend_vhosts(broker: StartedBroker, vhosts: Sequence[str]) -> list[BrokerLease]:
+    """RabbitMQ virtual hosts: each has its own exchanges, queues and bindings, so a run
+    sees only what it declared itself, and deleting it deletes them all. Made in one
+    `rabbitmqctl import_definitions` (with guest's permissions): about 0.5 s for ten,
+    where adding one and granting it takes two calls of 0.25 s each."""
     adapter = broker.adapter
     if not isinstance(adapter, RabbitMQAdapter) or adapter.ctl is None:
         raise ConfigError("--broker", "a virtual host needs a RabbitMQ node rabbitmqctl "
                           "reaches", "start the broker through the rabbitmq plugin")
-    ctl = replace(adapter.ctl, vhost=vhost)
-    ctl.run("add_vhost", vhost)
-    ctl.run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    ctl = adapter.ctl
+    definitions = {
+        "vhosts": [{"name": vhost} for vhost in vhosts],
+        "permissions": [{"user": "guest", "vhost": vhost, "configure": ".*", "write": ".*",
+                         "read": ".*"} for vhost in vhosts]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="rch-vhosts-") as file:
+        json.dump(definitions, file)
+        file.flush()
+        ctl.run("import_definitions", file.name)
+    return [_vhost_lease(broker, replace(ctl, vhost=vhost)) for vhost in vhosts]
+
+
+def _vhost_lease(broker: StartedBroker, ctl: RabbitCtl) -> BrokerLease:
+    vhost = ctl.vhost
     scoped = RabbitMQAdapter(amqp_url(broker.component.endpoint(), vhost), ctl)
 
     def close() -> None:
@@ -138,7 +153,7 @@ BROKERS: dict[str, BrokerPlugin] = {
     for plugin in (
         BrokerPlugin("rabbitmq", "RabbitMQ, a private node per scenario (pika)",
                      RabbitMQAdapter.capabilities, _start_rabbitmq, amqp_url,
-                     lend=_lend_vhost),
+                     lend=_lend_vhosts),
         BrokerPlugin("kafka", "Kafka protocol: a Tansu broker on local S3 storage per "
                      "scenario, a `tansu proxy` per link (confluent-kafka)",
                      KafkaAdapter.capabilities, _start_kafka, kafka_url, _kafka_link_hop),

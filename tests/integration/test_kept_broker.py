@@ -66,6 +66,7 @@ def test_runs_on_a_kept_broker_see_only_their_own_namespace(leak_check: Path) ->
         _declare_and_publish(scoped.url, 2)
         assert scoped.consumer_queue(CONSUMER).ready == 2
         second.close()
+        kept.await_deletions()
         # The closed runs' hosts are gone, with their queues.
         with pytest.raises(pika.exceptions.AMQPError):
             pika.BlockingConnection(pika.URLParameters(adapter.url)).close()

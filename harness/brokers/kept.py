@@ -26,15 +26,17 @@ DELETE_JOIN_S = 10.0
 
 
 class KeptBroker:
-    """The broker of `plugin`, started once through the runtime `choice` in `folder`."""
+    """The broker of `plugin`, started once through the runtime `choice` in `folder`;
+    `run_id` labels what it starts (containers: removed by it when it closes)."""
 
-    def __init__(self, plugin: BrokerPlugin, choice: RuntimeChoice, folder: Path) -> None:
+    def __init__(self, plugin: BrokerPlugin, choice: RuntimeChoice, folder: Path,
+                 run_id: str) -> None:
         if plugin.lend is None:
             raise SetupError(f"the {plugin.name} broker has no namespaces to lend a run; "
                              "every run starts its own")
         self.plugin = plugin
         folder.mkdir(parents=True, exist_ok=True)
-        self._runtime = choice.create(folder, folder.name, on_event=self._forward)
+        self._runtime = choice.create(folder, run_id, on_event=self._forward)
         self._started: StartedBroker | None = None
         self._sink: EventSink | None = None  # the current run's history, while it runs
         self.lent = 0

@@ -57,7 +57,7 @@ def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], Non
         kept = None
         plugin = broker_plugin(settings.broker)
         if keep_broker and KeptBroker.possible(plugin):
-            kept = KeptBroker(plugin, choice, folder / "broker")
+            kept = KeptBroker(plugin, choice, folder / "broker", f"{run_id}-broker")
             stack.callback(kept.close)
             progress(f"starting one {settings.broker} broker ({choice.name}), kept for "
                      "every run: each run gets a namespace of its own")

@@ -37,7 +37,8 @@ def _declare_and_publish(url: str, bodies: int) -> None:
 
 
 def test_runs_on_a_kept_broker_see_only_their_own_namespace(leak_check: Path) -> None:
-    kept = KeptBroker(broker_plugin("rabbitmq"), PROCESSES, leak_check / "broker")
+    kept = KeptBroker(broker_plugin("rabbitmq"), PROCESSES, leak_check / "broker",
+                      "test-kept")
     events: list[str] = []
     try:
         kept.start()

@@ -374,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--report-dir", default="reports",
                          help="root of reports/explore/ and reports/explore-db/")
     explore.add_argument("--broker-per-run", action="store_true",
-                         help="start a broker for every run instead of keeping one for "
-                              "the search (each run in a namespace of its own)")
+                         help="start a broker for every run (default: one broker kept "
+                              "for the search, each run in a namespace of its own)")
     explore.add_argument("--verbose", action="store_true",
                          help="also print each run's own progress lines")
     explore.set_defaults(func=_cmd_explore)

@@ -66,8 +66,11 @@ class RabbitCtl:
         """`rabbitmqctl <args>` against the node; its output, or BrokerError."""
         argv = [str(self.executable), "-n", self.node, "-q", *args]
         try:
+            # In the node's home: an Erlang crash dump of the tool lands with the node's
+            # files, not in the user's working directory.
             done = subprocess.run(argv, env=dict(self.env), capture_output=True, text=True,
-                                  timeout=self.timeout_s, check=False)
+                                  timeout=self.timeout_s, check=False,
+                                  cwd=self.env.get("HOME") or None)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise BrokerError(f"rabbitmqctl {args[0]} on {self.node}: {exc}") from exc
         if done.returncode != 0:

@@ -15,9 +15,15 @@ kept here:
   random ones (a quarter of the runs of a search were one fault at 1 s under loads that
   differed only in their rate); the budget goes to new schedules instead;
 - once the budget (seconds or examples) is spent, no new example runs: each counts as a
-  pass, so a shrink in progress stops at the smallest confirmed failure so far, which is
-  what the search reports (the last confirmed failure is always the smallest: the
-  shrinker only tries candidates smaller than its current one).
+  pass, so a shrink in progress stops at the smallest confirmed failure so far (the last
+  confirmed failure is always the smallest: the shrinker only tries candidates smaller
+  than its current one);
+- then the smallest confirmed failure must prove *steady*: it is run STEADY_RERUNS more
+  times and must fail every time. Two failures in a row do not make a timing-dependent
+  case (a graceful stop that loses an event only when it meets a batch in flight) fail
+  when replayed; one that passes a rerun is set aside for the confirmed failure before it
+  (larger, found earlier in the shrink), up to STEADY_CANDIDATES of them. If none is
+  steady, the smallest is reported, marked as not steady.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ from harness.explore.schedule import Example, examples
 # or too weak to be felt, or a publisher outage that fails writes, says nothing about the
 # system's correctness. A search judges by the other checks, its findings.
 RUN_CHECKS = frozenset({"progress", "fault_was_active"})
+
+
+# Reruns a minimal case must fail, all of them, to count as steady; and how many confirmed
+# failures, smallest first, are tried. At most 9 runs after the search.
+STEADY_RERUNS = 3
+STEADY_CANDIDATES = 3
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,12 @@ class SearchResult:
     elapsed_s: float = 0.0
     # Examples counted as passed without a run: their faults passed under another load.
     repeats_skipped: int = 0
+    confirmed: list[Run] = field(default_factory=list)  # every confirmed failure, in order
+    # The steadiness check of the minimal case: each candidate tried, how many of its
+    # reruns failed; `steady`: whether the reported minimal case failed them all (None:
+    # nothing to check).
+    steadiness: list[dict[str, object]] = field(default_factory=list)
+    steady: bool | None = None
 
     @property
     def examples_tried(self) -> int:
@@ -141,6 +159,8 @@ class SearchResult:
             text += (f"; first failure after {self.first_failure.elapsed_s:.0f} s (run "
                      f"{self.first_failure.index}), shrunk in {self.shrink_steps} steps to "
                      f"{len(self.minimal.example.faults)} fault(s)")
+            text += ("; it failed all its reruns" if self.steady
+                     else "; it is not steady (it passed a rerun): timing-dependent")
         return text
 
 
@@ -210,6 +230,27 @@ class _Search:
         self._report()
         return outcome
 
+    def check_steady(self) -> None:
+        """Rerun the smallest confirmed failures until one fails every rerun (see the
+        module's docstring); that one becomes the minimal case."""
+        candidates = self.result.confirmed[::-1][:STEADY_CANDIDATES]
+        if not candidates:
+            return
+        self.progress(f"checking that the minimal case fails {STEADY_RERUNS} reruns in a row")
+        for candidate in candidates:
+            failed = 0
+            while failed < STEADY_RERUNS and self.run(candidate.example).is_failure:
+                failed += 1
+            self.result.steadiness.append({"schedule": candidate.example.describe(),
+                                           "run": candidate.index, "reruns_failed": failed,
+                                           "steady": failed == STEADY_RERUNS})
+            if failed == STEADY_RERUNS:
+                self.result.minimal, self.result.steady = candidate, True
+                return
+            self.progress(f"not steady: {candidate.example.describe()} passed rerun "
+                          f"{failed + 1}; trying the confirmed failure before it")
+        self.result.minimal, self.result.steady = candidates[0], False
+
     def _confirmed(self, run: Run) -> None:
         if self.result.first_failure is None:
             self.result.first_failure = run
@@ -217,6 +258,7 @@ class _Search:
         else:
             self.result.shrink_steps += 1
         self.result.minimal = run
+        self.result.confirmed.append(run)
 
     def _report(self) -> None:
         r = self.result
@@ -273,5 +315,6 @@ def search(oracle: Oracle, actions: tuple[str, ...], budget: Budget, seed_value:
     # The minimal case is state.result.minimal; the one Hypothesis raises is the same.
     with contextlib.suppress(_Found), _shrinking_until_the_budget():
         probe()
+    state.check_steady()
     state.result.elapsed_s = time.monotonic() - state.started
     return state.result

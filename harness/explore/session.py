@@ -20,7 +20,7 @@ from harness.brokers.kept import KeptBroker
 from harness.brokers.registry import broker_plugin
 from harness.explore.live import ScenarioOracle
 from harness.explore.schedule import explored_actions
-from harness.explore.search import Budget, SearchResult, search
+from harness.explore.search import STEADY_RERUNS, Budget, SearchResult, search
 from harness.explore.store import ExampleStore, replay_command, write_minimal
 from harness.runtime.registry import choose_runtime
 from harness.session import claim_run_id, prepare_report_dir
@@ -86,6 +86,9 @@ def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], Non
             f"{result.first_failure.index}, {len(result.first_failure.example.faults)} "
             f"fault(s)); shrunk in {result.shrink_steps} steps to "
             f"{len(minimal.example.faults)} fault(s)",
+            (f"Steady: it failed {STEADY_RERUNS} more runs in a row" if result.steady else
+             f"NOT steady: every candidate passed one of {STEADY_RERUNS} more runs; a replay "
+             "may pass (timing-dependent)"),
             f"Its report: {minimal.outcome.report_dir}",
             f"Replay: {replay}"])
         minimal_file = path
@@ -114,6 +117,7 @@ def _summary(settings: RunSettings, budget: Budget, result: SearchResult,
         "first_failure_s": (round(result.first_failure.elapsed_s, 1)
                             if result.first_failure is not None else None),
         "shrink_steps": result.shrink_steps,
+        "steady": result.steady, "steadiness": result.steadiness,
         "minimal": str(minimal_file) if minimal_file is not None else None,
         "replay": replay, "summary": result.summary(),
     }

@@ -14,6 +14,7 @@ import pytest
 from harness import cli
 from harness.contract.crash_points import CONSUMER_BEFORE_COMMIT
 from harness.explore.schedule import Example
+from harness.explore.search import STEADY_RERUNS
 from harness.explore.store import ExampleStore
 from harness.scenario import FaultStep
 
@@ -42,7 +43,9 @@ def test_a_stored_failure_is_confirmed_written_and_replays(
     assert f"# Replay: {replay}" in text and f"replay: {replay}" in out
     assert "# Failing checks: " in text and "no_lost_updates" in text
     summary = json.loads((minimal.parent / "explore.json").read_text())
-    assert [r["failed"] != [] for r in summary["runs"]] == [True, True]  # failed, confirmed
+    # Failed, confirmed, and failed every steadiness rerun.
+    assert [r["failed"] != [] for r in summary["runs"]] == [True] * (2 + STEADY_RERUNS)
+    assert summary["steady"] is True and "# Steady: it failed 3 more runs" in text
     assert summary["flaky"] == [] and summary["minimal"] == str(minimal)
     # Both runs borrowed the broker kept for the search, each a namespace of its own;
     # the replays below start brokers of their own.
@@ -51,7 +54,7 @@ def test_a_stored_failure_is_confirmed_written_and_replays(
               for history in sorted(minimal.parent.glob("run-*/explore/history.jsonl"))
               for line in history.read_text().splitlines()
               if json.loads(line)["kind"] == "broker_lease"]
-    assert leases == ["run-1", "run-2"]
+    assert leases == [f"run-{n}" for n in range(1, 3 + STEADY_RERUNS)]
 
     replays = leak_check / "replays"
     assert cli.main(["run", "--scenario-file", str(minimal), "--seed", str(SEED),

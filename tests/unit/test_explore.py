@@ -17,7 +17,7 @@ from harness.explore.schedule import (
     examples,
     explored_actions,
 )
-from harness.explore.search import Budget, Outcome, search
+from harness.explore.search import STEADY_RERUNS, Budget, Outcome, Run, _Search, search
 from harness.explore.store import ExampleStore
 from harness.scenario import FaultStep
 
@@ -52,6 +52,43 @@ def test_shrinks_to_the_two_overlapping_faults() -> None:
     assert result.minimal.outcome.failed == ("no_lost_updates",)
     assert result.shrink_steps >= 1
     assert result.flaky == []
+
+
+KILL = Example(150, 6, (FaultStep("kill", "consumer", 2.0),))
+PAUSE_AND_KILL = Example(150, 6, (FaultStep("pause", "broker", 1.5, duration_s=2.0),
+                                  FaultStep("kill", "consumer", 2.0)))
+
+
+def test_a_minimal_case_that_passes_a_rerun_gives_way_to_a_steady_one() -> None:
+    def only_the_overlap_always_loses(example: Example) -> Outcome:
+        # A kill alone lost events twice (confirmed) but passes now: timing-dependent.
+        return kill_during_broker_pause(example)
+
+    state = _Search(only_the_overlap_always_loses, Budget(examples=10), lambda _line: None)
+    lost = Outcome(("no_lost_updates",), "fail", "events lost")
+    state.result.confirmed = [Run(2, PAUSE_AND_KILL, lost, 20.0), Run(4, KILL, lost, 40.0)]
+    state.result.minimal = state.result.confirmed[-1]
+    state.check_steady()
+    assert state.result.minimal.example == PAUSE_AND_KILL and state.result.steady is True
+    assert state.result.steadiness == [
+        {"schedule": KILL.describe(), "run": 4, "reruns_failed": 0, "steady": False},
+        {"schedule": PAUSE_AND_KILL.describe(), "run": 2, "reruns_failed": STEADY_RERUNS,
+         "steady": True}]
+    # One rerun of the kill (it passed), three of the overlap.
+    assert [run.example for run in state.result.runs] == \
+        [KILL] + [PAUSE_AND_KILL] * STEADY_RERUNS
+
+
+def test_no_steady_candidate_leaves_the_smallest_marked_unsteady() -> None:
+    state = _Search(lambda _example: Outcome((), "pass"), Budget(examples=10),
+                    lambda _line: None)
+    lost = Outcome(("no_lost_updates",), "fail", "events lost")
+    state.result.confirmed = [Run(2, PAUSE_AND_KILL, lost, 20.0), Run(4, KILL, lost, 40.0)]
+    state.result.first_failure = state.result.confirmed[0]
+    state.check_steady()
+    assert state.result.minimal is not None and state.result.minimal.example == KILL
+    assert state.result.steady is False
+    assert "not steady" in state.result.summary()
 
 
 def test_a_flaky_failure_is_reported_and_never_shrunk() -> None:
@@ -96,8 +133,10 @@ def test_a_stored_failure_is_tried_first_next_time(tmp_path: Path) -> None:
     store.save(first.minimal.example)
     again = search(kill_during_broker_pause, SOME, Budget(examples=3000), 2,
                    lambda _line: None, store.load())
-    # The stored case, run first (and rerun to confirm), is the result: nothing to shrink.
-    assert [run.example.key() for run in again.runs] == [first.minimal.example.key()] * 2
+    # The stored case, run first (and rerun to confirm), is the result: nothing to shrink;
+    # then it proves steady.
+    assert [run.example.key() for run in again.runs] == \
+        [first.minimal.example.key()] * (2 + STEADY_RERUNS)
     assert again.minimal is not None and again.shrink_steps == 0
 
 
@@ -163,8 +202,9 @@ def test_a_shrink_stops_when_the_budget_is_spent() -> None:
     result = search(pause_fails, SOME, Budget(examples=12), 4, lambda _line: None)
     assert result.budget_spent and result.first_failure is not None
     assert result.minimal is not None
-    # No new example after the 12th run; only the confirming rerun of the last may follow.
-    assert len(result.runs) <= 13
+    # No new example after the 12th run; only the confirming rerun of the last may follow,
+    # and the steadiness reruns of the minimal case.
+    assert len(result.runs) <= 13 + STEADY_RERUNS
     assert result.shrink_steps >= 1 and result.minimal.outcome.failed == ("convergence",)
     assert any((s.action, s.target) == ("pause", "broker")
                for s in result.minimal.example.faults)

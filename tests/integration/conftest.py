@@ -52,6 +52,13 @@ def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
     assert not leaked, f"processes left running after the test: {leaked}"
 
 
+def sigint_as_at_a_terminal() -> None:
+    """`preexec_fn` of a harness a test interrupts with SIGINT: a shell without job control
+    starts background jobs with SIGINT ignored, and a Python started that way never raises
+    KeyboardInterrupt. At a terminal, Ctrl-C finds SIGINT at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def keep_sigterm_handler() -> Iterator[None]:
     """For tests that call the CLI in-process: it installs its own SIGTERM handler, which

@@ -24,7 +24,7 @@ from harness.session import run_scenarios, select_scenarios
 from harness.settings import RunSettings
 from harness.sut import SystemUnderTest
 from harness.workload import WorkloadSpec
-from tests.integration.conftest import processes_started_under
+from tests.integration.conftest import processes_started_under, sigint_as_at_a_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,7 +36,8 @@ def test_interrupt_during_load_stops_everything(tmp_path: Path, sig: signal.Sign
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "steady_state", "--seed", "5",
          "--report-dir", "reports"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=sigint_as_at_a_terminal)
     assert proc.stdout is not None
     seen: list[str] = []
     deadline = time.monotonic() + 60

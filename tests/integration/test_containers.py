@@ -23,7 +23,7 @@ from harness.runtime import containers
 from harness.runtime.containers import OWNER, OWNER_LABEL, PID_LABEL, RUN_LABEL
 from harness.session import load_catalogue, run_scenarios
 from harness.settings import RunSettings
-from tests.integration.conftest import processes_started_under
+from tests.integration.conftest import processes_started_under, sigint_as_at_a_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.containers]
 
@@ -118,7 +118,8 @@ def test_interrupt_removes_every_container(docker: Any, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "steady_state", "--seed", "5",
          "--report-dir", str(tmp_path)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=sigint_as_at_a_terminal)
     assert proc.stdout is not None
     seen: list[str] = []
     deadline = time.monotonic() + 180

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ ACTIONS = explored_actions(caps.ALL)
 # Few enough actions that a search of a few hundred examples meets the fake bug below
 # (with seed 5: within about 200 runs).
 SOME = ("pause", "stop", "kill")
+
+
+def passing_recorder() -> tuple[list[Example], Callable[[Example], Outcome]]:
+    """A fake system under test with no bug, and the examples it was given, in order."""
+    runs: list[Example] = []
+
+    def record(example: Example) -> Outcome:
+        runs.append(example)
+        return Outcome((), "pass")
+
+    return runs, record
 
 
 def _overlaps(pause: FaultStep, kill: FaultStep) -> bool:
@@ -113,13 +125,9 @@ def test_a_flaky_failure_is_reported_and_never_shrunk() -> None:
 
 def test_same_seed_draws_the_same_examples() -> None:
     def tried(seed_value: int) -> list[str]:
-        drawn: list[str] = []
-
-        def record(example: Example) -> Outcome:
-            drawn.append(example.key())
-            return Outcome((), "pass")
+        runs, record = passing_recorder()
         search(record, ACTIONS, Budget(examples=15), seed_value, lambda _line: None)
-        return drawn
+        return [example.key() for example in runs]
 
     assert tried(5) == tried(5)
     assert tried(5) != tried(6)
@@ -141,12 +149,7 @@ def test_a_stored_failure_is_tried_first_next_time(tmp_path: Path) -> None:
 
 
 def test_a_schedule_that_passed_is_not_run_again_under_another_load() -> None:
-    runs: list[Example] = []
-
-    def count(example: Example) -> Outcome:
-        runs.append(example)
-        return Outcome((), "pass")
-
+    runs, count = passing_recorder()
     result = search(count, ACTIONS, Budget(examples=60), 1, lambda _line: None)
     schedules = [repr(example.faults) for example in runs]
     assert len(schedules) == len(set(schedules)) == 60  # the budget: 60 runs
@@ -167,13 +170,9 @@ def test_a_failing_schedule_is_still_shrunk_in_its_load() -> None:
 
 
 def test_every_target_is_drawn_about_as_often() -> None:
-    drawn: list[str] = []
-
-    def record(example: Example) -> Outcome:
-        drawn.extend(step.target for step in example.faults)
-        return Outcome((), "pass")
-
+    runs, record = passing_recorder()
     search(record, ACTIONS, Budget(examples=80), 2, lambda _line: None)
+    drawn = [step.target for example in runs for step in example.faults]
     shares = {target: drawn.count(target) / len(drawn) for target in TARGETS}
     # Six targets: a sixth each on average. Drawing the action first gave the relay's
     # broker link about one fault in 30.
@@ -181,12 +180,7 @@ def test_every_target_is_drawn_about_as_often() -> None:
 
 
 def test_the_budget_stops_new_runs() -> None:
-    runs: list[Example] = []
-
-    def count(example: Example) -> Outcome:
-        runs.append(example)
-        return Outcome((), "pass")
-
+    runs, count = passing_recorder()
     result = search(count, ACTIONS, Budget(examples=7), 1, lambda _line: None)
     assert len(runs) == 7 and result.examples_tried == 7
 

@@ -27,14 +27,17 @@ from harness.workload import WorkloadSpec
 # broker_data_loss, position_before_log, full_resync_with_loss: the catalogue's scenarios
 # pair them with a repair), calls that are probes rather than faults
 # (unauthorized_calls, resync_*), and commit_delay (PostgreSQL only).
-# The crash points first among the instant ones: each crashes at one exact place, so a
-# shrink that swaps crash_mid_batch (a kill whose timing decides whether it meets a batch
-# in flight) for one of them makes the minimal case fail every time it is replayed.
+# The crash points come first of all: each crashes at one exact place, so a shrink that
+# swaps a fault whose timing decides whether it meets a batch in flight (crash_mid_batch,
+# a kill or a graceful stop under load) for one of them makes the minimal case fail every
+# time it is replayed. With the lasting actions first, a search for ack_before_commit
+# shrank to `stop consumer`, which failed five runs in the search and then 1 of 3 replays
+# passed.
 INSTANT = (*(f"crash_point:{point}" for point in sorted(POINTS)), "crash_mid_batch",
            "duplicate", "redeliver_stale", "poison")
 LASTING = ("pause", "stop", "kill", "link_down", "latency", "reset_peer", "timeout",
            "bandwidth", "slicer", "limit_data", "slow_close", "reorder")
-EXPLORED_ACTIONS = LASTING + INSTANT
+EXPLORED_ACTIONS = INSTANT + LASTING
 # Targets in the order a shrink prefers them; the database link exists on PostgreSQL only
 # and is not explored.
 TARGETS = (FIRST, "publisher", "broker", CONSUMER_BROKER, RELAY_BROKER, CONSUMER_PUBLISHER)

@@ -40,7 +40,10 @@ class RunSettings:
         if self.db not in DBS:
             raise ConfigError("--db", f"unsupported database {self.db!r}",
                               f"use one of: {', '.join(DBS)}")
-        if self.db == "postgres" and find_postgres() is None:
+        # Checked early for processes only: the containers runtime runs the image's
+        # PostgreSQL, and auto, when it falls back to processes, meets the same check
+        # when the cluster is made (PostgresNode).
+        if self.db == "postgres" and self.runtime == "processes" and find_postgres() is None:
             raise ConfigError("--db", "PostgreSQL is not installed (no initdb and postgres "
                               "under /usr/lib/postgresql/<version>/bin)", INSTALL_HINT)
         resolve_variant(self.variant, self.broker, self.db)

@@ -6,9 +6,8 @@ import contextlib
 import random
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -53,24 +52,20 @@ def _closed_with(exc: BaseException, code: int) -> bool:
 
 @dataclass(frozen=True)
 class RabbitCtl:
-    """How to run `rabbitmqctl` against one node: its name, and the environment that finds
-    it (HOME holds the Erlang cookie; ERL_EPMD_PORT names the node's own epmd)."""
+    """How to run `rabbitmqctl` against one node: its name (for messages), and `command`,
+    which runs `rabbitmqctl -n <node> -q <args>` where the node runs
+    (RabbitMQNode.rabbitmqctl: on the host, or in the node's container)."""
 
-    executable: Path
     node: str
-    env: Mapping[str, str]
+    # (args, timeout in s, standard input or None) -> the finished program
+    command: Callable[[Sequence[str], float, str | None], subprocess.CompletedProcess[str]]
     timeout_s: float = 10.0
     vhost: str = "/"  # the virtual host list_queues reads
 
-    def run(self, *args: str) -> str:
-        """`rabbitmqctl <args>` against the node; its output, or BrokerError."""
-        argv = [str(self.executable), "-n", self.node, "-q", *args]
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        """`rabbitmqctl <args>` against the node, fed `stdin`; its output, or BrokerError."""
         try:
-            # In the node's home: an Erlang crash dump of the tool lands with the node's
-            # files, not in the user's working directory.
-            done = subprocess.run(argv, env=dict(self.env), capture_output=True, text=True,
-                                  timeout=self.timeout_s, check=False,
-                                  cwd=self.env.get("HOME") or None)
+            done = self.command(args, self.timeout_s, stdin)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise BrokerError(f"rabbitmqctl {args[0]} on {self.node}: {exc}") from exc
         if done.returncode != 0:

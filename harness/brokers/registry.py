@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
@@ -18,7 +17,7 @@ from harness.brokers.rabbitmq import RabbitCtl, RabbitMQAdapter
 from harness.errors import BrokerError, ConfigError
 from harness.runtime.base import Component, Endpoint, Runtime
 from harness.runtime.processes import ProcessRuntime
-from harness.runtime.rabbitmq_node import RABBITMQ_SERVER, RabbitMQNode
+from harness.runtime.rabbitmq_node import RabbitMQNode
 from harness.runtime.tansu_node import TansuNode
 
 
@@ -68,7 +67,7 @@ def _start_rabbitmq(runtime: Runtime, name: str) -> StartedBroker:
     if not isinstance(node, RabbitMQNode):
         raise ConfigError("--runtime", f"{type(runtime).__name__} gave no local RabbitMQ node",
                           "run this broker with --runtime processes")
-    ctl = RabbitCtl(RABBITMQ_SERVER.with_name("rabbitmqctl"), node.nodename, node.ctl_env)
+    ctl = RabbitCtl(node.nodename, node.rabbitmqctl)
     return StartedBroker(node, RabbitMQAdapter(node.amqp_url, ctl))
 
 
@@ -90,10 +89,9 @@ def _lend_vhosts(broker: StartedBroker, vhosts: Sequence[str]) -> list[BrokerLea
         "vhosts": [{"name": vhost} for vhost in vhosts],
         "permissions": [{"user": "guest", "vhost": vhost, "configure": ".*", "write": ".*",
                          "read": ".*"} for vhost in vhosts]}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="rch-vhosts-") as file:
-        json.dump(definitions, file)
-        file.flush()
-        ctl.run("import_definitions", file.name)
+    # On standard input, not in a file: the tool may run in the broker's container,
+    # which sees none of the host's temporary files.
+    ctl.run("import_definitions", "-", stdin=json.dumps(definitions))
     return [_vhost_lease(broker, replace(ctl, vhost=vhost)) for vhost in vhosts]
 
 

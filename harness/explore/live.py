@@ -36,10 +36,18 @@ class ScenarioOracle:
             self.log(message)
 
     def __call__(self, example: Example) -> Outcome:
+        return self._run(example, self.kept_broker)
+
+    def replayed(self, example: Example) -> Outcome:
+        """The example as `harness run --scenario-file` replays it: on a broker of its
+        own, not a namespace of the kept one."""
+        return self._run(example, None)
+
+    def _run(self, example: Example, kept_broker: KeptBroker | None) -> Outcome:
         self.count += 1
         result, _report_dir = run_scenarios(
             [example.scenario()], self.settings, report_dir=self.folder / f"run-{self.count:03d}",
-            progress=self._relay, runtime=self.runtime, kept_broker=self.kept_broker)
+            progress=self._relay, runtime=self.runtime, kept_broker=kept_broker)
         scenario = result.scenarios[0]
         failed = tuple(c.name for c in scenario.checks
                        if c.status == "fail" and c.name not in RUN_CHECKS)

@@ -19,11 +19,14 @@ kept here:
   confirmed failure is always the smallest: the shrinker only tries candidates smaller
   than its current one);
 - then the smallest confirmed failure must prove *steady*: it is run STEADY_RERUNS more
-  times and must fail every time. Two failures in a row do not make a timing-dependent
-  case (a graceful stop that loses an event only when it meets a batch in flight) fail
-  when replayed; one that passes a rerun is set aside for the confirmed failure before it
-  (larger, found earlier in the shrink), up to STEADY_CANDIDATES of them. If none is
-  steady, the smallest is reported, marked as not steady.
+  times, as a replay runs it (the `replay` oracle: on a broker of its own, where the
+  search lends namespaces of one kept broker), and must fail every time. Two failures in
+  a row do not make a timing-dependent case (a graceful stop that loses an event only
+  when it meets a batch in flight) fail when replayed, and a broker killed under a long
+  search's load loses messages more readily than a fresh one; a case that passes a rerun
+  is set aside for the confirmed failure before it (larger, found earlier in the
+  shrink), up to STEADY_CANDIDATES of them. If none is steady, the smallest is reported,
+  marked as not steady.
 """
 
 from __future__ import annotations
@@ -173,9 +176,10 @@ class _Found(AssertionError):
 
 
 class _Search:
-    def __init__(self, oracle: Oracle, budget: Budget, progress: Callable[[str], None]
-                 ) -> None:
+    def __init__(self, oracle: Oracle, budget: Budget, progress: Callable[[str], None],
+                 replay: Oracle | None = None) -> None:
         self.oracle = oracle
+        self.replay = replay or oracle
         self.budget = budget
         self.progress = progress
         self.result = SearchResult()
@@ -189,8 +193,8 @@ class _Search:
         return self.budget.examples is not None \
             and len(self.result.runs) >= self.budget.examples
 
-    def run(self, example: Example) -> Outcome:
-        outcome = self.oracle(example)
+    def run(self, example: Example, oracle: Oracle | None = None) -> Outcome:
+        outcome = (oracle or self.oracle)(example)
         elapsed = time.monotonic() - self.started
         run = Run(len(self.result.runs) + 1, example, outcome, elapsed)
         self.result.runs.append(run)
@@ -236,10 +240,12 @@ class _Search:
         candidates = self.result.confirmed[::-1][:STEADY_CANDIDATES]
         if not candidates:
             return
-        self.progress(f"checking that the minimal case fails {STEADY_RERUNS} reruns in a row")
+        self.progress(f"checking that the minimal case fails {STEADY_RERUNS} reruns in a row, "
+                      "each run as a replay runs it")
         for candidate in candidates:
             failed = 0
-            while failed < STEADY_RERUNS and self.run(candidate.example).is_failure:
+            while failed < STEADY_RERUNS \
+                    and self.run(candidate.example, self.replay).is_failure:
                 failed += 1
             self.result.steadiness.append({"schedule": candidate.example.describe(),
                                            "run": candidate.index, "reruns_failed": failed,
@@ -282,13 +288,14 @@ def _shrinking_until_the_budget() -> Iterator[None]:
 
 
 def search(oracle: Oracle, actions: tuple[str, ...], budget: Budget, seed_value: int,
-           progress: Callable[[str], None], stored: Sequence[Example] = ()
-           ) -> SearchResult:
+           progress: Callable[[str], None], stored: Sequence[Example] = (),
+           replay: Oracle | None = None) -> SearchResult:
     """Run the `stored` examples (failures of earlier searches, see store.py) first: one
     that still fails is the result, unshrunk (it was minimal when stored). Then draw
     examples with faults from `actions` until one fails (confirmed) and shrink it, or until
-    the budget is spent. The same `seed_value` and budget draw the same examples."""
-    state = _Search(oracle, budget, progress)
+    the budget is spent. The same `seed_value` and budget draw the same examples.
+    `replay` runs the steadiness reruns (default: `oracle`)."""
+    state = _Search(oracle, budget, progress, replay)
     # A time budget still needs a cap on examples: after the budget every example counts
     # as a pass without a run, and Hypothesis goes on drawing until the cap. No real run
     # takes under a second.

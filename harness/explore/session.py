@@ -65,8 +65,9 @@ def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], Non
         else:
             progress(f"every run starts a {settings.broker} broker of its own ({choice.name})"
                      + ("" if not keep_broker else ": it has no namespaces to lend"))
-        result = search(ScenarioOracle(settings, folder, choice, kept, log), actions, budget,
-                        settings.seed, progress, stored)
+        oracle = ScenarioOracle(settings, folder, choice, kept, log)
+        result = search(oracle, actions, budget, settings.seed, progress, stored,
+                        replay=oracle.replayed)
     for earlier in stored:
         # One that passes now is dropped; a flaky one stays (its bug is real, just rare).
         if result.judged.get(earlier.key()) == "pass":
@@ -86,7 +87,8 @@ def explore(settings: RunSettings, budget: Budget, progress: Callable[[str], Non
             f"{result.first_failure.index}, {len(result.first_failure.example.faults)} "
             f"fault(s)); shrunk in {result.shrink_steps} steps to "
             f"{len(minimal.example.faults)} fault(s)",
-            (f"Steady: it failed {STEADY_RERUNS} more runs in a row" if result.steady else
+            (f"Steady: it failed {STEADY_RERUNS} more runs in a row, each on a broker of its "
+             "own, as a replay runs it" if result.steady else
              f"NOT steady: every candidate passed one of {STEADY_RERUNS} more runs; a replay "
              "may pass (timing-dependent)"),
             f"Its report: {minimal.outcome.report_dir}",

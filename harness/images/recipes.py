@@ -31,6 +31,11 @@ TANSU_BINARY = f"{VENV}/bin/tansu"
 MOTO_SERVER = f"{VENV}/bin/moto_server"
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 POSTGRES_BIN = "/usr/lib/postgresql/15/bin"
+# The image's `postgres` account, made before the package would pick a number of its own:
+# initdb, run in the image, looks its user up by number, and the harness, on the host,
+# gives the cluster's folders to that number.
+POSTGRES_UID = 990
+POSTGRES_GID = 990
 
 ROOTFS = "rch-rootfs"
 BASE = "rch-base"
@@ -69,9 +74,12 @@ FROM {{parent}}
 # time and space.
 RUN mkdir -p /etc/postgresql-common/createcluster.d \\
  && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/rch.conf \\
+ && groupadd --system --gid {POSTGRES_GID} postgres \\
+ && useradd --system --uid {POSTGRES_UID} --gid postgres --home-dir /var/lib/postgresql \\
+      --no-create-home --shell /bin/bash postgres \\
  && {_APT.format(packages="postgresql-15")} \\
  && test -x {POSTGRES_BIN}/postgres && test -x {POSTGRES_BIN}/initdb \\
- && test -x /usr/bin/setpriv
+ && test -x /usr/bin/setpriv && test "$(id -u postgres)" = {POSTGRES_UID}
 """
 
 _PYTHON_APT = _APT.format(packages="python3 python3-venv")

@@ -27,8 +27,10 @@ import contextlib
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,6 +275,37 @@ class ManagedContainer(ManagedProcess):
         if self.is_running():
             self._container.get_wrapped_container().kill(signal=int(sig))
 
+    def run_helper(self, argv: list[str], timeout_s: float,
+                   stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """In this component's container while it runs (`docker exec`, which keeps the
+        container's environment), else in a one-shot container of the image that carries
+        the program, with this component's environment, folders and labels: the host
+        needs neither RabbitMQ's nor PostgreSQL's programs. Docker's CLI, for its
+        separate output streams and a timeout the SDK lacks."""
+        helper = None
+        if self.is_running():
+            command = ["docker", "exec", "--interactive", "-w", str(self.cwd),
+                       self._container.get_wrapped_container().id, *argv]
+        else:
+            choice = choose_image(argv, self.images)
+            helper = f"rch-helper-{uuid.uuid4().hex[:12]}"
+            labels = {**self.labels, COMPONENT_LABEL: f"{self.name}-helper"}
+            command = ["docker", "run", "--rm", "--init", "--interactive", "--network", "host",
+                       "--name", helper, "-w", str(self.cwd),
+                       *(f"--label={key}={value}" for key, value in labels.items()),
+                       *(f"--env={key}={value}" for key, value in added_env(self.env).items()),
+                       *(f"--volume={path}:{path}:rw"
+                         for path in mounts_for(self.work_dir, self.cwd, choice.argv)),
+                       choice.image, *choice.argv]
+        try:
+            return subprocess.run(command, input=stdin, capture_output=True, text=True,
+                                  timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            if helper is not None:  # the CLI is gone; the container would run on
+                subprocess.run(["docker", "rm", "--force", helper], capture_output=True,
+                               timeout=30, check=False)
+            raise
+
     # -- observation --------------------------------------------------------------------
     def is_running(self) -> bool:
         return bool(self._state().get("Running", False))
@@ -370,6 +403,7 @@ class ContainerRuntime(ProcessRuntime):
     docstring). Needs a Docker engine and the harness's images (harness/images)."""
 
     name = "containers"
+    programs_on_host = False
 
     def __init__(self, work_dir: Path, images: Mapping[str, str], run_id: str,
                  on_event: EventSink | None = None) -> None:

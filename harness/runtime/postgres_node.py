@@ -17,7 +17,6 @@ import pwd
 import shutil
 import signal
 import stat
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from harness.errors import SetupError
+from harness.images import recipes
 from harness.runtime.base import Endpoint
 from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
@@ -101,12 +101,16 @@ class PostgresNode(ProcessBacked):
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
-                 launch: Launcher = ManagedProcess) -> None:
-        self.bin_dir = require_postgres()
+                 launch: Launcher = ManagedProcess, on_host: bool = True) -> None:
+        """`on_host` False: `launch` runs the programs in the PostgreSQL image, whose
+        paths and `postgres` account are the recipe's, not the host's."""
+        self.bin_dir = require_postgres() if on_host else Path(recipes.POSTGRES_BIN)
         self.name = name
         self.port = free_port()
         self._as_user: tuple[int, int] | None = None
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not on_host:
+            self._as_user = (recipes.POSTGRES_UID, recipes.POSTGRES_GID)
+        elif os.geteuid() == 0:
             try:
                 account = pwd.getpwnam(OS_USER)
             except KeyError as exc:
@@ -163,8 +167,7 @@ class PostgresNode(ProcessBacked):
                                "--locale=C.UTF-8", "--no-sync"])
         # --no-sync only skips flushing the fresh, empty cluster at creation: the running
         # server keeps fsync on.
-        done = subprocess.run(argv, env=self.env, cwd=self.dir, capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = self.server.run_helper(argv, timeout_s=120)
         if done.returncode != 0:
             raise SetupError(f"initdb for {self.name} failed ({done.returncode}): "
                              f"{(done.stderr or done.stdout).strip()[-2000:]}")

@@ -169,6 +169,15 @@ class ManagedProcess(Component):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, sig)
 
+    def run_helper(self, argv: list[str], timeout_s: float,
+                   stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a one-shot helper program (rabbitmqctl, initdb) where this component runs,
+        with its environment and working folder, and `stdin` as its input; its output,
+        whatever its exit status. Raises OSError when it cannot be started,
+        TimeoutExpired when it overruns."""
+        return subprocess.run(argv, env=self.env, cwd=self.cwd, input=stdin,
+                              capture_output=True, text=True, timeout=timeout_s, check=False)
+
     # -- observation --------------------------------------------------------------------
     def is_running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None

@@ -33,6 +33,9 @@ class ProcessRuntime(Runtime):
     name = "processes"
     # How each program is run; the containers runtime runs the same ones in containers.
     launch: Launcher = ManagedProcess
+    # Whether those programs are the host's own (found and checked on the host) or an
+    # image's (at the paths the image's recipe gives them).
+    programs_on_host = True
 
     def __init__(self, work_dir: Path, on_event: EventSink | None = None) -> None:
         self.work_dir = work_dir.resolve()  # children run elsewhere: relative would break
@@ -43,7 +46,8 @@ class ProcessRuntime(Runtime):
         self._proxies: list[ManagedProcess] = []
 
     def rabbitmq(self, name: str = "rabbitmq") -> RabbitMQNode:
-        node = RabbitMQNode(name, self.work_dir, self.env, self.on_event, self.launch)
+        node = RabbitMQNode(name, self.work_dir, self.env, self.on_event, self.launch,
+                            self.programs_on_host)
         self._nodes.append(node)
         return node
 
@@ -73,7 +77,8 @@ class ProcessRuntime(Runtime):
     def postgres(self, name: str = "postgres") -> PostgresNode:
         """A private PostgreSQL cluster (harness/runtime/postgres_node.py), not started. Its
         caller closes it (the system under test does, before the services stop)."""
-        return PostgresNode(name, self.work_dir, self.env, self.on_event, self.launch)
+        return PostgresNode(name, self.work_dir, self.env, self.on_event, self.launch,
+                            self.programs_on_host)
 
     def service(self, spec: ServiceSpec) -> Component:
         endpoint = Endpoint("127.0.0.1", spec.port)

@@ -9,8 +9,9 @@ as a real broker's disk would.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pika
 import pika.exceptions
@@ -21,10 +22,15 @@ from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+RABBITMQCTL = RABBITMQ_SERVER.with_name("rabbitmqctl")
 EPMD_CANDIDATES = (Path("/usr/bin/epmd"), Path("/usr/lib/erlang/bin/epmd"))
 
 
-def find_rabbitmq() -> tuple[Path, Path]:
+def find_rabbitmq(on_host: bool = True) -> tuple[Path, Path]:
+    """rabbitmq-server and epmd. Not `on_host`: the paths Debian's packages give them in
+    the RabbitMQ image (its recipe checks them when it is built)."""
+    if not on_host:
+        return RABBITMQ_SERVER, EPMD_CANDIDATES[0]
     if not RABBITMQ_SERVER.exists():
         raise SetupError(
             f"RabbitMQ is not installed ({RABBITMQ_SERVER} is missing). "
@@ -53,8 +59,8 @@ class RabbitMQNode(ProcessBacked):
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
-                 launch: Launcher = ManagedProcess) -> None:
-        server, epmd = find_rabbitmq()
+                 launch: Launcher = ManagedProcess, on_host: bool = True) -> None:
+        server, epmd = find_rabbitmq(on_host)
         self.name = name
         self.dir = work_dir / name
         self.amqp_port = free_port()
@@ -101,10 +107,13 @@ class RabbitMQNode(ProcessBacked):
         """The Erlang node name `rabbitmqctl -n` addresses."""
         return self.server.env["RABBITMQ_NODENAME"]
 
-    @property
-    def ctl_env(self) -> Mapping[str, str]:
-        """The environment rabbitmqctl needs to reach this node (its epmd, its cookie)."""
-        return self.server.env
+    def rabbitmqctl(self, args: Sequence[str], timeout_s: float,
+                    stdin: str | None = None) -> CompletedProcess[str]:
+        """`rabbitmqctl -n <this node> -q <args>`, run where the node runs (in its
+        container, on the containers runtime) with the node's environment: its own epmd
+        and, in HOME, its Erlang cookie."""
+        return self.server.run_helper(
+            [str(RABBITMQCTL), "-n", self.nodename, "-q", *args], timeout_s, stdin)
 
     @property
     def amqp_url(self) -> str:

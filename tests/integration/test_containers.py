@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from harness.history import read_history
+from harness.images.recipes import POSTGRES_UID
 from harness.results import ScenarioResult
-from harness.runtime import containers
+from harness.runtime import containers, postgres_node
 from harness.runtime.containers import OWNER, OWNER_LABEL, PID_LABEL, RUN_LABEL
 from harness.session import load_catalogue, run_scenarios
 from harness.settings import RunSettings
@@ -166,6 +167,35 @@ def test_leftovers_of_a_dead_harness_are_removed_at_the_next_start(docker: Any,
             orphan.remove(force=True)
         with contextlib.suppress(Exception):
             network.remove()
+
+
+def test_helper_programs_run_in_the_components_images(docker: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # No PostgreSQL on the host as far as the harness can tell: initdb must come from the
+    # image, as on a machine that has only Docker.
+    monkeypatch.setattr(postgres_node, "INSTALL_ROOT", tmp_path / "no-postgres-here")
+    runtime = containers.ContainerRuntime(tmp_path, containers_images(), "helpers-run")
+    try:
+        node = runtime.rabbitmq("rabbitmq")
+        node.start()
+        # In the broker's own container: its first process is Docker's init, not the host's.
+        inside = node.server.run_helper(["/bin/cat", "/proc/1/cmdline"], 10)
+        assert "docker-init" in inside.stdout, inside
+        assert "docker-init" not in Path("/proc/1/cmdline").read_text()
+        listed = node.rabbitmqctl(["list_vhosts", "--no-table-headers"], 30)
+        assert listed.returncode == 0 and "/" in listed.stdout.split(), listed
+        # initdb runs in a one-shot container (the server is not up yet) as the image's
+        # postgres account, which then owns the cluster.
+        cluster = runtime.postgres("postgres")
+        try:
+            cluster.start()
+            assert cluster.data_dir.stat().st_uid == POSTGRES_UID
+            assert cluster.database("helpers").startswith("postgresql+psycopg://")
+        finally:
+            cluster.close()
+    finally:
+        runtime.close()
+    assert labelled(docker, "helpers-run") == []
 
 
 def containers_images() -> dict[str, str]:

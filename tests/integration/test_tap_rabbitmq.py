@@ -15,7 +15,7 @@ from harness.brokers.rabbitmq import RabbitCtl, RabbitMQAdapter
 from harness.contract import envelope as env
 from harness.contract import naming
 from harness.runtime.processes import ProcessRuntime
-from harness.runtime.rabbitmq_node import RABBITMQ_SERVER, RabbitMQNode
+from harness.runtime.rabbitmq_node import RabbitMQNode
 from tests.integration.conftest import processes_started_under
 
 pytestmark = [pytest.mark.integration]
@@ -90,8 +90,7 @@ def test_the_tap_stops_promptly_while_the_broker_is_frozen(node: RabbitMQNode) -
 
 
 def test_queue_counters_read_unacknowledged_deliveries(node: RabbitMQNode) -> None:
-    ctl = RabbitCtl(RABBITMQ_SERVER.with_name("rabbitmqctl"),
-                    node.server.env["RABBITMQ_NODENAME"], node.server.env)
+    ctl = RabbitCtl(node.nodename, node.rabbitmqctl)
     adapter = RabbitMQAdapter(node.amqp_url, ctl)
     connection = pika.BlockingConnection(pika.URLParameters(node.amqp_url))
     channel = connection.channel()

@@ -103,6 +103,19 @@ def test_no_steady_candidate_leaves_the_smallest_marked_unsteady() -> None:
     assert "not steady" in state.result.summary()
 
 
+def test_steadiness_reruns_run_as_replays() -> None:
+    # The search's oracle (a kept broker) loses events on every kill; a replay (a broker
+    # of its own) never does: the case is not steady, and only replays judged it.
+    always_loses = Outcome(("no_lost_updates",), "fail", "events lost")
+    replays, replay = passing_recorder()
+    state = _Search(lambda _example: always_loses, Budget(examples=10), lambda _line: None,
+                    replay=replay)
+    state.result.confirmed = [Run(2, KILL, always_loses, 20.0)]
+    state.result.first_failure = state.result.confirmed[0]
+    state.check_steady()
+    assert replays == [KILL] and state.result.steady is False
+
+
 def test_a_flaky_failure_is_reported_and_never_shrunk() -> None:
     seen: set[str] = set()
 

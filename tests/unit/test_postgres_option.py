@@ -36,7 +36,9 @@ def test_postgres_missing_is_a_config_error_naming_the_package(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("harness.settings.find_postgres", lambda: None)
     with pytest.raises(ConfigError, match="apt-get install -y postgresql"):
-        RunSettings(seed=1, db="postgres")
+        RunSettings(seed=1, db="postgres", runtime="processes")
+    # The containers runtime runs the image's PostgreSQL: the host needs none.
+    assert RunSettings(seed=1, db="postgres", runtime="containers").db == "postgres"
 
 
 def test_relay_by_sequence_only_exists_only_on_postgres() -> None:

@@ -91,7 +91,7 @@ def _lend_vhosts(broker: StartedBroker, vhosts: Sequence[str]) -> list[BrokerLea
                          "read": ".*"} for vhost in vhosts]}
     # On standard input, not in a file: the tool may run in the broker's container,
     # which sees none of the host's temporary files.
-    ctl.run("import_definitions", "-", stdin=json.dumps(definitions))
+    ctl.run("import_definitions", stdin=json.dumps(definitions))
     return [_vhost_lease(broker, replace(ctl, vhost=vhost)) for vhost in vhosts]
 
 

@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow,
 SEED = 1
 VARIANT = "ack_before_commit"
 # The consumer killed just before its commit: with acks sent on receipt, the batch it held
-# is lost for good.
-KILLED_BEFORE_COMMIT = Example(100, 6, (FaultStep(f"crash_point:{CONSUMER_BEFORE_COMMIT}",
-                                                  "consumer", 2.0),))
+# is lost for good. The shortest load a search draws, as its proof search shrank it to.
+KILLED_BEFORE_COMMIT = Example(120, 4, (FaultStep(f"crash_point:{CONSUMER_BEFORE_COMMIT}",
+                                                  "consumer", 1.0),))
 
 
 

@@ -36,8 +36,11 @@ T = TypeVar("T")
 
 
 class Links:
-    def __init__(self, api: Endpoint) -> None:
+    def __init__(self, api: Endpoint, bind_host: str = "127.0.0.1") -> None:
+        """`api`: the proxy server's API endpoint; its links listen at the same address,
+        on `bind_host` (the runtime network's, harness/runtime/base.py `Network`)."""
         self.api = api
+        self.bind_host = bind_host
         self.client = Toxiproxy()
         self.listen: dict[str, Endpoint] = {}
 
@@ -50,12 +53,18 @@ class Links:
         except (requests.RequestException, NotFound, ProxyExists) as exc:
             raise FaultError(f"fault proxy at {self.api.address}: {what}: {exc}") from exc
 
+    def new_listen(self) -> Endpoint:
+        """A free port of the proxy server's, for a link yet to be made."""
+        return Endpoint(self.api.host, free_port(), self.api.name)
+
     def create(self, name: str, upstream: Endpoint, listen: Endpoint | None = None) -> Endpoint:
         """A link from `listen` (a free port when not given: a broker plugin may need to
-        know it before the link exists) to `upstream`; returns its listen endpoint."""
-        listen = listen or Endpoint("127.0.0.1", free_port())
+        know it before the link exists) to `upstream`, which the proxy server dials as any
+        component does (its inside view); returns its listen endpoint."""
+        listen = listen or self.new_listen()
+        bind = f"{self.bind_host}:{listen.port}"
         self._call(f"create {name}", lambda: self.client.create(
-            upstream=upstream.address, name=name, listen=listen.address, enabled=True))
+            upstream=upstream.inside.address, name=name, listen=bind, enabled=True))
         self.listen[name] = listen
         return listen
 

@@ -225,7 +225,9 @@ class ScenarioRun:
             lease = self.kept_broker.lend(lifecycle)
             stack.callback(lease.close)  # registered first: closed once all else stopped
             history.record("broker_lease", namespace=lease.namespace)
-        runtime = self.runtime.create(self.dir, self.run_id, on_event=lifecycle)
+        runtime = self.runtime.create(
+            self.dir, self.run_id, on_event=lifecycle,
+            network=self.kept_broker.network if self.kept_broker is not None else None)
         stack.callback(self._tear_down, runtime)
         auto = scenario.repair is not None and scenario.repair.resync == "auto"
         sut = SystemUnderTest(runtime, settings, self.dir,

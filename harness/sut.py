@@ -114,7 +114,7 @@ class SystemUnderTest:
         proxy = self.runtime.fault_proxy(self.settings.seed)
         self.components["faultproxy"] = proxy
         proxy.start()
-        self.links = Links(proxy.endpoint())
+        self.links = Links(proxy.endpoint(), self.runtime.network.bind_host)
         publisher_port = free_port()
         relay_link = self.broker_link(RELAY_BROKER)
 
@@ -142,7 +142,7 @@ class SystemUnderTest:
                 # One database for all its instances: the inbox dedupes across them.
                 "--db-url", self.consumer_db_url(key),
                 "--broker-url", self.service_url(broker_side),
-                "--publisher-url", api_side.http_url(),
+                "--publisher-url", api_side.inside.http_url(),
                 "--variant", self.settings.variant_for("consumer"),
                 "--token", self.consumer_token(key), "--admin-token", self.admin_token,
                 *(("--initial-sync", "full") if spec.initial_sync else ()),
@@ -175,15 +175,15 @@ class SystemUnderTest:
     def broker_link(self, name: str) -> Endpoint:
         """Create link `name` from a client to the broker, through whatever the broker's
         plugin puts in between (harness.brokers.registry.BrokerPlugin.link_hop); returns
-        the address the client is given."""
-        listen = Endpoint("127.0.0.1", free_port())
+        the address the client is given (the link's inside view)."""
+        listen = self.links.new_listen()
         broker = self.components["broker"]
         hop = self.plugin.link_hop(self.runtime, broker, name, listen)
         self.links.create(name, (hop or broker).endpoint(), listen)
         if hop is not None:
             self.components[hop.name] = hop
             hop.start()  # once its link exists: its readiness is probed through the link
-        return listen
+        return listen.inside
 
     def start_postgres(self) -> None:
         """Started first and closed last (close()): every service's database lives in it."""
@@ -200,14 +200,15 @@ class SystemUnderTest:
         url = self.service_db_url(key)
         if self.postgres is None:
             return url  # an SQLite file: no connection to fault
-        listen = self.links.create(db_link(key), self.postgres.endpoint())
+        listen = self.links.create(db_link(key), self.postgres.endpoint()).inside
         return make_url(url).set(host=listen.host, port=listen.port).render_as_string(
             hide_password=False)
 
-    def service_db_url(self, database: str) -> str:
-        """Where service `database` ("publisher" or a consumer key) keeps its data."""
+    def service_db_url(self, database: str, inside: bool = True) -> str:
+        """Where service `database` ("publisher" or a consumer key) keeps its data, as the
+        service reaches it (`inside`) or as the harness does."""
         if self.postgres is not None:
-            return self.postgres.database(database)
+            return self.postgres.database(database, inside)
         return f"sqlite:///{self.work_dir / (database + '.db')}"
 
     def close(self) -> None:
@@ -286,8 +287,9 @@ class SystemUnderTest:
 
     # -- the harness's own observation (harness/observers) ------------------------------
     def replica_db_url(self, key: str = "consumer") -> str:
-        """The database the consumer `key` keeps its replica in (it was started with it)."""
-        return self.service_db_url(key)
+        """The database the consumer `key` keeps its replica in (it was started with it),
+        as the harness reaches it."""
+        return self.service_db_url(key, inside=False)
 
     def replica_db_rows(self, key: str = "consumer") -> list[dict[str, Any]]:
         """Its replica table read straight from the database file, tombstones included."""

@@ -33,8 +33,6 @@ from harness.brokers.registry import broker_plugin
 from harness.contract import naming
 from harness.errors import SetupError
 from harness.links import Links
-from harness.runtime.base import Endpoint
-from harness.runtime.ports import free_port
 from harness.runtime.processes import ProcessRuntime
 from harness.runtime.tansu_node import TansuNode
 
@@ -134,10 +132,10 @@ def _links(runtime: ProcessRuntime, broker: TansuNode) -> tuple[str, str]:
     plugin = broker_plugin("kafka")
     faultproxy = runtime.fault_proxy(seed=0)
     faultproxy.start()
-    links = Links(faultproxy.endpoint())
+    links = Links(faultproxy.endpoint(), runtime.network.bind_host)
     addresses = []
     for name in LINKS:
-        listen = Endpoint("127.0.0.1", free_port())
+        listen = links.new_listen()
         hop = plugin.link_hop(runtime, broker, name, listen)
         if hop is None:
             raise SetupError("the kafka plugin put nothing behind a link")

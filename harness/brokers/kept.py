@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.brokers.registry import BrokerLease, BrokerPlugin, StartedBroker
 from harness.errors import SetupError
+from harness.runtime.base import Network
 from harness.runtime.processes import EventSink
 from harness.runtime.registry import RuntimeChoice
 
@@ -36,12 +37,17 @@ class KeptBroker:
                              "every run starts its own")
         self.plugin = plugin
         folder.mkdir(parents=True, exist_ok=True)
+        self._sink: EventSink | None = None  # the current run's history, while it runs
         self._runtime = choice.create(folder, run_id, on_event=self._forward)
         self._started: StartedBroker | None = None
-        self._sink: EventSink | None = None  # the current run's history, while it runs
         self.lent = 0
         self._spare: list[BrokerLease] = []  # namespaces made and not lent yet
         self._deleting: list[threading.Thread] = []
+
+    @property
+    def network(self) -> Network:
+        """Its runtime's network, which each borrowing run's components join to reach it."""
+        return self._runtime.network
 
     @staticmethod
     def possible(plugin: BrokerPlugin) -> bool:

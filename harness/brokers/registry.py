@@ -136,8 +136,10 @@ def _kafka_link_hop(runtime: Runtime, broker: Component, link: str,
     if not isinstance(broker, TansuNode):
         raise ConfigError("--broker", f"a Kafka link needs a Tansu broker, not {broker.name}",
                           "start the broker through the kafka plugin")
-    proxy = _process_runtime(runtime).tansu_proxy(f"tansu-proxy-{link}", broker.endpoint(),
-                                                  listen)
+    # Origin: the broker as a component dials it. Advertised: the link as the harness
+    # dials it, which every client can dial too (TansuProxy).
+    proxy = _process_runtime(runtime).tansu_proxy(f"tansu-proxy-{link}",
+                                                  broker.endpoint().inside, listen)
     broker.front(proxy)
     return proxy
 

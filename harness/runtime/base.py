@@ -13,8 +13,13 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where a component listens, as the harness dials it (`host`), and, when that differs,
+    as another component dials it (`name`: a container's name on its run's private
+    network, see harness/runtime/network.py)."""
+
     host: str
     port: int
+    name: str | None = None
 
     @property
     def address(self) -> str:
@@ -22,6 +27,30 @@ class Endpoint:
 
     def http_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def inside(self) -> Endpoint:
+        """This endpoint as another component dials it: what is handed to components."""
+        return Endpoint(self.name or self.host, self.port)
+
+
+class Network:
+    """Where a runtime's components listen and how each is reached. This one is the
+    processes runtime's: loopback, where the harness and every component dial the same
+    address."""
+
+    # What a component binds its listeners to.
+    bind_host = "127.0.0.1"
+    # Where its peers connect from, for a server that admits clients by address.
+    clients = "127.0.0.1/32"
+
+    def endpoint(self, owner: str, port: int) -> Endpoint:
+        """The endpoint of port `port` of the component (or group of components sharing
+        one address) named `owner`."""
+        return Endpoint("127.0.0.1", port)
+
+
+LOOPBACK = Network()
 
 
 class Component(ABC):
@@ -99,6 +128,7 @@ class Runtime(ABC):
     """Factory and owner of components. close() stops everything it ever started."""
 
     work_dir: Path
+    network: Network = LOOPBACK
 
     @abstractmethod
     def rabbitmq(self, name: str = "rabbitmq") -> Component: ...

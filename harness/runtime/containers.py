@@ -6,9 +6,12 @@ Shape (see docs/containers.md):
   proxy) runs in the image that carries it: `rch-rabbitmq`, `rch-postgres` or `rch-python`
   (harness/images). A program found in the harness's own virtualenv runs from the image's
   copy of that virtualenv.
-- Containers share the host's network namespace, so what the harness dials and what
-  another container dials are the same loopback address (one Endpoint, no inside view yet), and
-  the scenario's folder is mounted at the same path, so databases, logs and the broker's
+- Every run has a private Docker network (harness/runtime/network.py); each container
+  joins it under its component's name at a fixed address. Components are handed each
+  other's names (an endpoint's inside view); the harness dials the addresses (the outside
+  view). A RabbitMQ node's server shares the network of its epmd's container, as the two
+  share loopback on the host.
+- The scenario's folder is mounted at the same path, so databases, logs and the broker's
   data stay where the harness reads them directly.
 - kill = `docker kill`, stop = `docker stop` (each container runs with an init, so a stop
   does not wait out its timeout), pause = `docker pause`. The status a kill reports is
@@ -38,6 +41,7 @@ from typing import Any
 
 from harness.errors import ComponentStartError, SetupError
 from harness.runtime.base import Endpoint
+from harness.runtime.network import BridgeNetwork
 from harness.runtime.process import ManagedProcess, tail_file
 from harness.runtime.processes import EventSink, ProcessRuntime
 
@@ -154,10 +158,13 @@ class ManagedContainer(ManagedProcess):
                  log_path: Path, ready: Callable[[], bool], endpoints: Mapping[str, Endpoint],
                  ready_timeout_s: float = 30.0,
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None, *,
-                 images: Mapping[str, str], labels: Mapping[str, str], work_dir: Path) -> None:
+                 owner: str | None = None, beside: ManagedProcess | None = None,
+                 images: Mapping[str, str], labels: Mapping[str, str], work_dir: Path,
+                 network: BridgeNetwork) -> None:
         super().__init__(name, argv, env, cwd, log_path, ready, endpoints,
                          # An image's first start pays for the container's creation too.
-                         ready_timeout_s + 15.0, on_event)
+                         ready_timeout_s + 15.0, on_event, owner=owner, beside=beside)
+        self.network = network
         self.images = dict(images)
         self.labels = {**labels, COMPONENT_LABEL: name}
         self.work_dir = work_dir
@@ -187,8 +194,8 @@ class ManagedContainer(ManagedProcess):
             container.with_env(key, value)
         for path in mounts_for(self.work_dir, self.cwd, choice.argv):
             container.with_volume_mapping(str(path), str(path), "rw")
-        container.with_kwargs(network_mode="host", init=True, labels=self.labels,
-                              working_dir=str(self.cwd))
+        container.with_kwargs(init=True, labels=self.labels, working_dir=str(self.cwd),
+                              **self._network_options())
         try:
             container.start()
         except Exception as exc:  # the Docker SDK raises several unrelated types
@@ -204,8 +211,30 @@ class ManagedContainer(ManagedProcess):
         wrapped.reload()
         self._host_pid = int(wrapped.attrs["State"]["Pid"]) or None
         self.incarnations.append(self._host_pid or 0)
-        self._emit("start", {"container": wrapped.short_id, "pid": self._host_pid})
+        self._emit("start", {"container": wrapped.short_id, "pid": self._host_pid,
+                             **self._where(wrapped.attrs)})
         self._await_ready()
+
+    def _network_options(self) -> dict[str, Any]:
+        """Docker's options that put the container on the run's network: at its owner's
+        fixed address, or in the network namespace of the component it runs beside."""
+        if isinstance(self.beside, ManagedContainer):
+            if self.beside._container is None:
+                raise ComponentStartError(self.name, f"{self.beside.name}, whose network it "
+                                                     "shares, is not running", self.logs())
+            peer = self.beside._container.get_wrapped_container().id
+            return {"network_mode": f"container:{peer}"}
+        return {"network": self.network.name,
+                "networking_config": self.network.attachment(self.owner)}
+
+    def _where(self, attrs: Mapping[str, Any]) -> dict[str, str]:
+        """Where Docker put it, for the run's history: its network, name and address
+        there, or whose network it shares."""
+        if isinstance(self.beside, ManagedContainer):
+            return {"network_of": self.beside.name}
+        joined = attrs["NetworkSettings"]["Networks"].get(self.network.name, {})
+        return {"network": self.network.name, "name": self.owner,
+                "address": joined.get("IPAddress", "")}
 
     def _state(self) -> dict[str, Any]:
         if self._container is None:
@@ -290,7 +319,8 @@ class ManagedContainer(ManagedProcess):
             choice = choose_image(argv, self.images)
             helper = f"rch-helper-{uuid.uuid4().hex[:12]}"
             labels = {**self.labels, COMPONENT_LABEL: f"{self.name}-helper"}
-            command = ["docker", "run", "--rm", "--init", "--interactive", "--network", "host",
+            # A helper (initdb) is a local program: it needs no network.
+            command = ["docker", "run", "--rm", "--init", "--interactive", "--network", "none",
                        "--name", helper, "-w", str(self.cwd),
                        *(f"--label={key}={value}" for key, value in labels.items()),
                        *(f"--env={key}={value}" for key, value in added_env(self.env).items()),
@@ -404,9 +434,13 @@ class ContainerRuntime(ProcessRuntime):
 
     name = "containers"
     programs_on_host = False
+    network: BridgeNetwork
 
     def __init__(self, work_dir: Path, images: Mapping[str, str], run_id: str,
-                 on_event: EventSink | None = None) -> None:
+                 on_event: EventSink | None = None,
+                 network: BridgeNetwork | None = None) -> None:
+        """`network`: another runtime's network to join (a kept broker's, which this
+        run's components must reach), else one of its own, removed when it closes."""
         super().__init__(work_dir, on_event)
         self.images = dict(images)
         self.run_id = run_id
@@ -415,6 +449,14 @@ class ContainerRuntime(ProcessRuntime):
         leftovers = remove_leftovers(self._client)
         if leftovers and on_event is not None:
             on_event("leftovers_removed", {"component": "runtime", "names": leftovers})
+        self.network = network or BridgeNetwork.create(self._client, self.labels)
+        if on_event is not None:
+            try:
+                on_event("network", {"component": "runtime", "name": self.network.name,
+                                     "subnet": str(self.network.subnet)})
+            except BaseException:
+                remove_leftovers(self._client, run_id)  # nobody would close this runtime
+                raise
         weight = weigh_containers_as_processes()
         if weight is not None and on_event is not None:
             on_event("cpu_weight", {"component": "runtime", "docker_cpu_shares": weight})
@@ -422,16 +464,19 @@ class ContainerRuntime(ProcessRuntime):
     def launch(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path,
                log_path: Path, ready: Callable[[], bool], endpoints: Mapping[str, Endpoint],
                ready_timeout_s: float = 30.0,
-               on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+               on_event: Callable[[str, Mapping[str, object]], None] | None = None, *,
+               owner: str | None = None, beside: ManagedProcess | None = None,
                ) -> ManagedProcess:
         return ManagedContainer(name, argv, env, cwd, log_path, ready, endpoints,
-                                ready_timeout_s, on_event, images=self.images,
-                                labels=self.labels, work_dir=self.work_dir)
+                                ready_timeout_s, on_event, owner=owner, beside=beside,
+                                images=self.images, labels=self.labels,
+                                work_dir=self.work_dir, network=self.network)
 
     def close(self) -> None:
         try:
             super().close()
         finally:
-            # Whatever a failed stop left: this run's containers by label.
+            # Whatever a failed stop left, and the run's network: by the run's label (a
+            # network joined from another runtime carries that one's).
             remove_leftovers(self._client, self.run_id)
             self._client.close()

@@ -26,7 +26,7 @@ from psycopg import sql
 
 from harness.errors import SetupError
 from harness.images import recipes
-from harness.runtime.base import Endpoint
+from harness.runtime.base import LOOPBACK, Endpoint, Network
 from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
@@ -35,8 +35,9 @@ INSTALL_ROOT = Path("/usr/lib/postgresql")
 SERVER_PROGRAMS = ("initdb", "postgres")
 INSTALL_HINT = "install it with `apt-get install -y postgresql` (or run `make bootstrap` as root)"
 OS_USER = "postgres"
-# The superuser inside the cluster; loopback and socket connections are trusted (the
-# server listens on 127.0.0.1 only and lives as long as one scenario).
+# The superuser inside the cluster; loopback, socket and the run's private network's
+# connections are trusted (the server listens on loopback or on that network only, and
+# lives as long as one scenario).
 DB_USER = "rch"
 SETPRIV = "/usr/bin/setpriv"
 FAST_SHUTDOWN_S = 10.0
@@ -75,10 +76,11 @@ def reachable_by(path: Path, uid: int, gid: int) -> bool:
     return True
 
 
-def server_config(port: int, socket_dir: Path) -> str:
-    """postgresql.conf additions: loopback only, our port and socket, log to stderr (the
-    component's log). fsync and synchronous_commit keep their defaults on purpose."""
-    return (f"listen_addresses = '127.0.0.1'\n"
+def server_config(bind_host: str, port: int, socket_dir: Path) -> str:
+    """postgresql.conf additions: the runtime's bind address, our port and socket, log to
+    stderr (the component's log). fsync and synchronous_commit keep their defaults on
+    purpose."""
+    return (f"listen_addresses = '{bind_host}'\n"
             f"port = {port}\n"
             f"unix_socket_directories = '{socket_dir}'\n"
             "max_connections = 200\n"
@@ -87,9 +89,14 @@ def server_config(port: int, socket_dir: Path) -> str:
             "log_min_messages = warning\n")
 
 
-def database_url(port: int, database: str) -> str:
+def database_url(endpoint: Endpoint, database: str) -> str:
     """What the services and the harness's readers are given (SQLAlchemy on psycopg 3)."""
-    return f"postgresql+psycopg://{DB_USER}@127.0.0.1:{port}/{database}"
+    return f"postgresql+psycopg://{DB_USER}@{endpoint.address}/{database}"
+
+
+def client_rule(clients: str) -> str:
+    """The pg_hba.conf line that trusts connections from `clients` (a CIDR)."""
+    return f"host all all {clients} trust\n"
 
 
 class PostgresNode(ProcessBacked):
@@ -101,9 +108,11 @@ class PostgresNode(ProcessBacked):
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
-                 launch: Launcher = ManagedProcess, on_host: bool = True) -> None:
+                 launch: Launcher = ManagedProcess, on_host: bool = True,
+                 network: Network = LOOPBACK) -> None:
         """`on_host` False: `launch` runs the programs in the PostgreSQL image, whose
         paths and `postgres` account are the recipe's, not the host's."""
+        self.network = network
         self.bin_dir = require_postgres() if on_host else Path(recipes.POSTGRES_BIN)
         self.name = name
         self.port = free_port()
@@ -125,7 +134,7 @@ class PostgresNode(ProcessBacked):
         self.server = launch(
             name, self._as_owner([str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]),
             self.env, self.dir, work_dir / f"{name}.log", ready=self._answers,
-            endpoints={"main": Endpoint("127.0.0.1", self.port)}, ready_timeout_s=60.0,
+            endpoints={"main": network.endpoint(name, self.port)}, ready_timeout_s=60.0,
             on_event=on_event)
         self._databases: set[str] = set()
 
@@ -172,7 +181,9 @@ class PostgresNode(ProcessBacked):
             raise SetupError(f"initdb for {self.name} failed ({done.returncode}): "
                              f"{(done.stderr or done.stdout).strip()[-2000:]}")
         with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(server_config(self.port, self.socket_dir))
+            conf.write(server_config(self.network.bind_host, self.port, self.socket_dir))
+        with (self.data_dir / "pg_hba.conf").open("a") as rules:
+            rules.write(client_rule(self.network.clients))
 
     def start(self) -> None:
         self._init_cluster()
@@ -201,10 +212,12 @@ class PostgresNode(ProcessBacked):
 
     # -- databases ----------------------------------------------------------------------
     def _dsn(self, database: str) -> str:
-        return f"host=127.0.0.1 port={self.port} user={DB_USER} dbname={database}"
+        endpoint = self.endpoint()
+        return f"host={endpoint.host} port={endpoint.port} user={DB_USER} dbname={database}"
 
-    def database(self, database: str) -> str:
-        """The URL of `database`, created (empty) the first time it is asked for."""
+    def database(self, database: str, inside: bool = False) -> str:
+        """The URL of `database`, created (empty) the first time it is asked for, as the
+        harness reaches it, or `inside`: as another component does."""
         if database not in self._databases:
             with psycopg.connect(self._dsn("postgres"), autocommit=True,
                                  connect_timeout=5) as conn:
@@ -214,4 +227,5 @@ class PostgresNode(ProcessBacked):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(
                         sql.Identifier(database)))
             self._databases.add(database)
-        return database_url(self.port, database)
+        endpoint = self.endpoint()
+        return database_url(endpoint.inside if inside else endpoint, database)

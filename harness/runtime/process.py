@@ -58,8 +58,17 @@ class ManagedProcess(Component):
         endpoints: Mapping[str, Endpoint],
         ready_timeout_s: float = 30.0,
         on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+        *,
+        owner: str | None = None,
+        beside: ManagedProcess | None = None,
     ) -> None:
+        """`owner`: whose address the program listens at (harness/runtime/base.py
+        `Network`), its own name unless it shares one; `beside`: a component whose
+        network it shares (RabbitMQ's node and its epmd). On loopback every program
+        shares one network, so a process only keeps them."""
         self.name = name
+        self.owner = owner or name
+        self.beside = beside
         self.argv = argv
         self.env = dict(env)
         self.cwd = cwd
@@ -213,6 +222,7 @@ class Launcher(Protocol):
                  log_path: Path, ready: Callable[[], bool], endpoints: Mapping[str, Endpoint],
                  ready_timeout_s: float = 30.0,
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+                 *, owner: str | None = None, beside: ManagedProcess | None = None,
                  ) -> ManagedProcess: ...
 
 

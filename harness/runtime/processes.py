@@ -47,7 +47,7 @@ class ProcessRuntime(Runtime):
 
     def rabbitmq(self, name: str = "rabbitmq") -> RabbitMQNode:
         node = RabbitMQNode(name, self.work_dir, self.env, self.on_event, self.launch,
-                            self.programs_on_host)
+                            self.programs_on_host, self.network)
         self._nodes.append(node)
         return node
 
@@ -59,7 +59,7 @@ class ProcessRuntime(Runtime):
         from harness.runtime.tansu_node import TansuNode
 
         node = TansuNode(name, self.work_dir, self.env, storage, advertised, self.on_event,
-                         self.launch)
+                         self.launch, self.network)
         self._nodes.append(node)
         return node
 
@@ -69,7 +69,7 @@ class ProcessRuntime(Runtime):
         from harness.runtime.tansu_proxy import TansuProxy
 
         proxy = TansuProxy(name, self.work_dir, self.env, origin, advertised, self.on_event,
-                           self.launch)
+                           self.launch, self.network)
         # With the fault proxies: stopped after the services, before the broker.
         self._proxies.append(proxy.server)
         return proxy
@@ -78,11 +78,11 @@ class ProcessRuntime(Runtime):
         """A private PostgreSQL cluster (harness/runtime/postgres_node.py), not started. Its
         caller closes it (the system under test does, before the services stop)."""
         return PostgresNode(name, self.work_dir, self.env, self.on_event, self.launch,
-                            self.programs_on_host)
+                            self.programs_on_host, self.network)
 
     def service(self, spec: ServiceSpec) -> Component:
-        endpoint = Endpoint("127.0.0.1", spec.port)
-        argv = [sys.executable, "-m", spec.module, "--host", endpoint.host,
+        endpoint = self.network.endpoint(spec.name, spec.port)
+        argv = [sys.executable, "-m", spec.module, "--host", self.network.bind_host,
                 "--port", str(spec.port), *spec.args]
         proc = self.launch(
             spec.name, argv, self.env, self.work_dir / spec.name,
@@ -93,8 +93,8 @@ class ProcessRuntime(Runtime):
         return proc
 
     def fault_proxy(self, seed: int, name: str = "faultproxy") -> Component:
-        api = Endpoint("127.0.0.1", free_port())
-        argv = [sys.executable, "-m", "harness.faultproxy", "--host", api.host,
+        api = self.network.endpoint(name, free_port())
+        argv = [sys.executable, "-m", "harness.faultproxy", "--host", self.network.bind_host,
                 "--port", str(api.port), "--seed", str(seed)]
         proc = self.launch(
             name, argv, self.env, self.work_dir / name, self.work_dir / f"{name}.log",

@@ -17,7 +17,7 @@ import pika
 import pika.exceptions
 
 from harness.errors import SetupError
-from harness.runtime.base import Endpoint
+from harness.runtime.base import LOOPBACK, Endpoint, Network
 from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
@@ -43,10 +43,10 @@ def find_rabbitmq(on_host: bool = True) -> tuple[Path, Path]:
     return RABBITMQ_SERVER, epmd
 
 
-def amqp_ready(port: int) -> bool:
+def amqp_ready(endpoint: Endpoint) -> bool:
     # The port accepts TCP before the broker can serve AMQP: only a real handshake counts.
     try:
-        params = pika.ConnectionParameters("127.0.0.1", port, socket_timeout=1,
+        params = pika.ConnectionParameters(endpoint.host, endpoint.port, socket_timeout=1,
                                            connection_attempts=1, blocked_connection_timeout=1)
         pika.BlockingConnection(params).close()
         return True
@@ -59,18 +59,21 @@ class RabbitMQNode(ProcessBacked):
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
-                 launch: Launcher = ManagedProcess, on_host: bool = True) -> None:
+                 launch: Launcher = ManagedProcess, on_host: bool = True,
+                 network: Network = LOOPBACK) -> None:
         server, epmd = find_rabbitmq(on_host)
         self.name = name
         self.dir = work_dir / name
         self.amqp_port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()
+        self.amqp = network.endpoint(name, self.amqp_port)
         (self.dir / "home").mkdir(parents=True, exist_ok=True)
         (self.dir / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            f"listeners.tcp.default = {network.bind_host}:{self.amqp_port}\n"
             # Containers reach the broker through a proxy, not loopback, so guest must be
-            # allowed from anywhere; this node listens on loopback only anyway.
+            # allowed from anywhere; the node listens on loopback or on the run's private
+            # network only.
             "loopback_users = none\n"
             "log.console = true\n"
             "log.console.level = warning\n"
@@ -82,7 +85,7 @@ class RabbitMQNode(ProcessBacked):
             "HOME": str(self.dir / "home"),
             "ERL_EPMD_PORT": str(self.epmd_port),
             "RABBITMQ_NODENAME": f"rch{self.amqp_port}@localhost",
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_IP_ADDRESS": network.bind_host,
             "RABBITMQ_NODE_PORT": str(self.amqp_port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
@@ -92,15 +95,16 @@ class RabbitMQNode(ProcessBacked):
             "RABBITMQ_CONF_ENV_FILE": "/dev/null",
         }
         # Our own epmd, in the foreground, so it is a child we can stop (a daemonised one,
-        # as Erlang starts by default, would outlive the run).
+        # as Erlang starts by default, would outlive the run). It holds the node's address;
+        # the server finds it on the loopback they share, and survives a server restart.
         self.epmd = launch(
             f"{name}-epmd", [str(epmd), "-port", str(self.epmd_port)], env, self.dir,
-            self.dir / "epmd.log", ready=lambda: True, endpoints={}, on_event=on_event)
+            self.dir / "epmd.log", ready=lambda: True, endpoints={}, on_event=on_event,
+            owner=name)
         self.server = launch(
             name, [str(server)], env, self.dir, self.dir / "rabbitmq.log",
-            ready=lambda: amqp_ready(self.amqp_port),
-            endpoints={"main": Endpoint("127.0.0.1", self.amqp_port)},
-            ready_timeout_s=60.0, on_event=on_event)
+            ready=lambda: amqp_ready(self.amqp), endpoints={"main": self.amqp},
+            ready_timeout_s=60.0, on_event=on_event, owner=name, beside=self.epmd)
 
     @property
     def nodename(self) -> str:
@@ -117,7 +121,7 @@ class RabbitMQNode(ProcessBacked):
 
     @property
     def amqp_url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+        return f"amqp://guest:guest@{self.amqp.address}/%2F"
 
     def start(self) -> None:
         self.epmd.start()

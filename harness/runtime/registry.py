@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError, SetupError
+from harness.runtime.base import Network
 from harness.runtime.processes import EventSink, ProcessRuntime
 
 RUNTIMES = ("auto", "processes", "containers")
@@ -26,12 +27,16 @@ class RuntimeChoice:
     reason: str
     images: Mapping[str, str] = field(default_factory=dict)
 
-    def create(self, work_dir: Path, run_id: str,
-               on_event: EventSink | None = None) -> ProcessRuntime:
+    def create(self, work_dir: Path, run_id: str, on_event: EventSink | None = None,
+               network: Network | None = None) -> ProcessRuntime:
+        """`network`: another runtime's, to join (a kept broker's: the run's components
+        must reach it); by default the runtime's own."""
         if self.name == "containers":
             from harness.runtime.containers import ContainerRuntime
+            from harness.runtime.network import BridgeNetwork
 
-            return ContainerRuntime(work_dir, self.images, run_id, on_event)
+            joined = network if isinstance(network, BridgeNetwork) else None
+            return ContainerRuntime(work_dir, self.images, run_id, on_event, joined)
         return ProcessRuntime(work_dir, on_event)
 
 

@@ -24,7 +24,7 @@ import botocore.config
 import botocore.exceptions
 
 from harness.errors import BrokerError
-from harness.runtime.base import Endpoint
+from harness.runtime.base import LOOPBACK, Network
 from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
@@ -42,17 +42,17 @@ class S3Server(ProcessBacked):
 
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str], bucket: str,
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
-                 launch: Launcher = ManagedProcess) -> None:
+                 launch: Launcher = ManagedProcess, network: Network = LOOPBACK) -> None:
         self.name = name
         self.bucket = bucket
         self.dir = work_dir / name
         self.port = free_port()
         self._s3: Any = None
-        argv = [sys.executable, "-m", "harness.runtime.s3_server", "--host", "127.0.0.1",
+        argv = [sys.executable, "-m", "harness.runtime.s3_server", "--host", network.bind_host,
                 "--port", str(self.port)]
         self.server = launch(
             name, argv, base_env, self.dir, self.dir / "s3.log", ready=self._bucket_created,
-            endpoints={"main": Endpoint("127.0.0.1", self.port)}, ready_timeout_s=30.0,
+            endpoints={"main": network.endpoint(name, self.port)}, ready_timeout_s=30.0,
             on_event=on_event)
 
     @property
@@ -60,9 +60,10 @@ class S3Server(ProcessBacked):
         return self.endpoint().http_url()
 
     def client_env(self) -> dict[str, str]:
-        """The environment an S3 client (Tansu's object store) needs to use this server."""
+        """The environment an S3 client (Tansu's object store) needs to use this server
+        (another component: the endpoint's inside view)."""
         return {
-            "AWS_ENDPOINT": self.url,
+            "AWS_ENDPOINT": self.endpoint().inside.http_url(),
             "AWS_ALLOW_HTTP": "true",
             "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,

@@ -26,7 +26,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from harness.errors import BrokerError, SetupError
-from harness.runtime.base import Component, Endpoint
+from harness.runtime.base import LOOPBACK, Component, Endpoint, Network
 from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 from harness.runtime.s3_server import S3Server
@@ -93,10 +93,10 @@ def tansu_env(base_env: Mapping[str, str]) -> dict[str, str]:
             if key not in _TANSU_ENV and not key.startswith("AWS_")}
 
 
-def broker_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
+def broker_argv(binary: Path, bind: str, advertised: Endpoint,
                 storage_url: str) -> list[str]:
     return [str(binary), "broker",
-            "--listener-url", f"tcp://{listener.address}",
+            "--listener-url", f"tcp://{bind}",
             "--advertised-listener-url", f"tcp://{advertised.address}",
             "--storage-engine", storage_url,
             "--cluster-id", CLUSTER_ID]
@@ -106,7 +106,10 @@ class TansuNode(ProcessBacked):
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  storage: StorageKind = "memory", advertised: Endpoint | None = None,
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
-                 launch: Launcher = ManagedProcess) -> None:
+                 launch: Launcher = ManagedProcess, network: Network = LOOPBACK) -> None:
+        """`advertised` defaults to the listener as the harness dials it: on the
+        containers runtime's network that address reaches the broker from the host and
+        from every container alike, and the one address a broker advertises must."""
         if storage not in STORAGE_KINDS:
             raise SetupError(f"unknown Tansu storage {storage!r}; expected one of "
                              f"{', '.join(STORAGE_KINDS)}")
@@ -114,13 +117,15 @@ class TansuNode(ProcessBacked):
         self.name = name
         self.storage = storage
         self.dir = work_dir / name
-        self.listener = Endpoint("127.0.0.1", free_port())
+        self.listener = network.endpoint(name, free_port())
+        self.bind = f"{network.bind_host}:{self.listener.port}"
         # Read at every start: a change applies from the next (re)start on.
         self.advertised = advertised or self.listener
         env = tansu_env(base_env)
         self.s3: S3Server | None = None
         if storage == "s3":
-            self.s3 = S3Server(f"{name}-s3", work_dir, base_env, BUCKET, on_event, launch)
+            self.s3 = S3Server(f"{name}-s3", work_dir, base_env, BUCKET, on_event, launch,
+                               network)
             env.update(self.s3.client_env())
         # Proxies in front of it (harness/runtime/tansu_proxy.py), restarted with it.
         self.proxies: list[Component] = []
@@ -144,7 +149,7 @@ class TansuNode(ProcessBacked):
         return self.listener.address
 
     def _argv(self) -> list[str]:
-        return broker_argv(self.binary, self.listener, self.advertised, self.storage_url)
+        return broker_argv(self.binary, self.bind, self.advertised, self.storage_url)
 
     def start(self) -> None:
         if self.s3 is not None:

@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from harness.runtime.base import Endpoint
+from harness.runtime.base import LOOPBACK, Endpoint, Network
 from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 from harness.runtime.tansu_node import find_tansu, kafka_ready, tansu_env
 
 
-def proxy_argv(binary: Path, listener: Endpoint, advertised: Endpoint,
+def proxy_argv(binary: Path, bind: str, advertised: Endpoint,
                origin: Endpoint) -> list[str]:
     return [str(binary), "proxy",
-            "--listener-url", f"tcp://{listener.address}",
+            "--listener-url", f"tcp://{bind}",
             "--advertised-listener-url", f"tcp://{advertised.address}",
             "--origin-url", f"tcp://{origin.address}"]
 
@@ -32,17 +32,21 @@ class TansuProxy(ProcessBacked):
     def __init__(self, name: str, work_dir: Path, base_env: Mapping[str, str],
                  origin: Endpoint, advertised: Endpoint,
                  on_event: Callable[[str, Mapping[str, object]], None] | None = None,
-                 launch: Launcher = ManagedProcess) -> None:
+                 launch: Launcher = ManagedProcess, network: Network = LOOPBACK) -> None:
         """Listens on a port of its own, forwards to the broker at `origin`, and tells
         clients to connect to `advertised` (e.g. a fault-proxy link whose upstream is this
-        proxy's listener: create the link before starting the proxy)."""
+        proxy's listener: create the link before starting the proxy). Both as the harness
+        dials them: on the containers runtime's network those addresses reach the same
+        place from the host and from a container, and an advertised address must, since
+        the harness's probe and the services read the same metadata."""
         self.name = name
         self.origin = origin
         self.advertised = advertised
-        self.listener = Endpoint("127.0.0.1", free_port())
+        self.listener = network.endpoint(name, free_port())
         directory = work_dir / name
         self.server = launch(
-            name, proxy_argv(find_tansu(), self.listener, advertised, origin),
+            name, proxy_argv(find_tansu(), f"{network.bind_host}:{self.listener.port}",
+                             advertised, origin),
             tansu_env(base_env), directory, work_dir / f"{name}.log",
             # A metadata request answered at the advertised address, the way a client
             # goes: the proxy listens, reaches the broker and is reachable where it says

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import signal
 import subprocess
@@ -19,8 +20,10 @@ import pytest
 
 from harness.history import read_history
 from harness.images.recipes import POSTGRES_UID
+from harness.links import Links
 from harness.results import ScenarioResult
-from harness.runtime import containers, postgres_node
+from harness.runtime import containers, postgres_node, rabbitmq_node
+from harness.runtime.base import Endpoint
 from harness.runtime.containers import OWNER, OWNER_LABEL, PID_LABEL, RUN_LABEL
 from harness.session import load_catalogue, run_scenarios
 from harness.settings import RunSettings
@@ -80,6 +83,11 @@ def run_in_containers(client: Any, root: Path, name: str, broker: str = "rabbitm
               if e.get("kind") == "lifecycle" and e.get("event") == "start"]
     assert starts, f"{name}: no component start recorded"
     assert all("container" in e for e in starts), starts
+    # ... on the run's private network under its own name, or sharing its peer's
+    # (RabbitMQ's server beside its epmd): none on the host's network.
+    network = next(e["name"] for e in read_history(report_dir / name / "history.jsonl")
+                   if e.get("event") == "network")
+    assert all(e.get("network") == network or e.get("network_of") for e in starts), starts
     assert labelled(client, result.run_id) == [], "containers left after the run"
     assert processes_started_under(root) == []
     return scenario
@@ -202,3 +210,41 @@ def containers_images() -> dict[str, str]:
     from harness.runtime.registry import container_images
 
     return container_images(lambda _msg: None)
+
+
+def test_components_reach_each_other_by_name_on_the_runs_own_network(
+        docker: Any, tmp_path: Path) -> None:
+    runtime = containers.ContainerRuntime(tmp_path, containers_images(), "network-run")
+    network = runtime.network
+    try:
+        broker = runtime.rabbitmq("broker")
+        broker.start()
+        proxy = runtime.fault_proxy(seed=1)
+        proxy.start()
+        links = Links(proxy.endpoint(), network.bind_host)
+        # The fault proxy dials the broker by its name; a client is handed the link's name.
+        link = links.create("client_broker", broker.endpoint())
+        assert broker.endpoint().inside.host == "broker"
+        assert link.inside.host == "faultproxy"
+        # A container on the network reaches the broker through the link by names alone.
+        probe = ("import pika; pika.BlockingConnection(pika.URLParameters("
+                 f"'amqp://guest:guest@{link.inside.address}/%2F')).close(); print('ok')")
+        dialled = subprocess.run(
+            ["docker", "run", "--rm", "--network", network.name, containers_images()["python"],
+             f"{containers.IMAGE_VENV}/bin/python", "-c", probe],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert dialled.stdout.strip() == "ok", dialled
+        # The harness dials addresses on the network's subnet, not the host's loopback,
+        # where nothing of the run listens.
+        outside = broker.endpoint()
+        assert ipaddress.ip_address(outside.host) in network.subnet
+        assert rabbitmq_node.amqp_ready(link)
+        assert not rabbitmq_node.amqp_ready(Endpoint("127.0.0.1", outside.port))
+        # A restarted broker is a new container at the same address.
+        before = broker.identity
+        broker.kill()
+        broker.start()
+        assert broker.identity != before and rabbitmq_node.amqp_ready(link)
+    finally:
+        runtime.close()
+    assert labelled(docker, "network-run") == []

@@ -101,7 +101,7 @@ def test_a_consumer_group_is_named_after_its_consumer() -> None:
 
 
 def test_the_broker_listens_where_told_and_advertises_what_it_is_given() -> None:
-    argv = broker_argv(Path("/bin/tansu"), Endpoint("127.0.0.1", 9001),
+    argv = broker_argv(Path("/bin/tansu"), "127.0.0.1:9001",
                        Endpoint("127.0.0.1", 9002), "s3://tansu/")
     assert argv[:2] == ["/bin/tansu", "broker"]
     options = dict(zip(argv[2::2], argv[3::2], strict=True))

@@ -52,7 +52,7 @@ def test_a_kafka_link_goes_through_a_proxy_advertising_the_link(tmp_path: Path) 
 
 
 def test_proxy_argv_names_listener_advertised_and_origin() -> None:
-    argv = proxy_argv(Path("/bin/tansu"), Endpoint("127.0.0.1", 1), LISTEN, BROKER)
+    argv = proxy_argv(Path("/bin/tansu"), "127.0.0.1:1", LISTEN, BROKER)
     assert argv == ["/bin/tansu", "proxy", "--listener-url", "tcp://127.0.0.1:1",
                     "--advertised-listener-url", "tcp://127.0.0.1:9100",
                     "--origin-url", "tcp://127.0.0.1:9092"]

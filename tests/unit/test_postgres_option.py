@@ -13,6 +13,7 @@ from harness.brokers.registry import broker_plugin
 from harness.errors import ConfigError
 from harness.results import RunResult
 from harness.runtime import postgres_node
+from harness.runtime.base import Endpoint
 from harness.scenario import Scenario
 from harness.session import load_catalogue
 from harness.settings import RunSettings
@@ -74,11 +75,20 @@ def test_run_json_records_the_db_and_replays_with_it() -> None:
 
 def test_server_config_keeps_default_durability_and_listens_on_loopback(
         tmp_path: Path) -> None:
-    config = postgres_node.server_config(5433, tmp_path)
+    config = postgres_node.server_config("127.0.0.1", 5433, tmp_path)
     assert "listen_addresses = '127.0.0.1'" in config and "port = 5433" in config
     assert "fsync" not in config and "synchronous_commit" not in config
-    assert postgres_node.database_url(5433, "consumer2") == \
+    assert postgres_node.database_url(Endpoint("127.0.0.1", 5433), "consumer2") == \
         "postgresql+psycopg://rch@127.0.0.1:5433/consumer2"
+
+
+def test_services_get_the_inside_view_and_the_harness_the_outside_one() -> None:
+    endpoint = Endpoint("10.9.0.12", 5433, "postgres")
+    assert postgres_node.database_url(endpoint.inside, "consumer") == \
+        "postgresql+psycopg://rch@postgres:5433/consumer"
+    assert postgres_node.database_url(endpoint, "consumer") == \
+        "postgresql+psycopg://rch@10.9.0.12:5433/consumer"
+    assert postgres_node.client_rule("10.9.0.0/24") == "host all all 10.9.0.0/24 trust\n"
 
 
 def test_find_postgres_picks_the_newest_complete_install(

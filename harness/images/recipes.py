@@ -30,6 +30,9 @@ VENV_PYTHON = f"{VENV}/bin/python"
 TANSU_BINARY = f"{VENV}/bin/tansu"
 MOTO_SERVER = f"{VENV}/bin/moto_server"
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+# Debian's erlang-base links it here; the containers runtime runs it from this path.
+EPMD = "/usr/bin/epmd"
 POSTGRES_BIN = "/usr/lib/postgresql/15/bin"
 # The image's `postgres` account, made before the package would pick a number of its own:
 # initdb, run in the image, looks its user up by number, and the harness, on the host,
@@ -64,8 +67,7 @@ RUN printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sb
 RABBITMQ_DOCKERFILE = f"""\
 FROM {{parent}}
 RUN {_APT.format(packages="rabbitmq-server")} \\
- && test -x {RABBITMQ_SERVER} \\
- && ( test -x /usr/bin/epmd || test -x /usr/lib/erlang/bin/epmd )
+ && test -x {RABBITMQ_SERVER} && test -x {RABBITMQCTL} && test -x {EPMD}
 """
 
 POSTGRES_DOCKERFILE = f"""\

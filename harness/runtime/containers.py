@@ -148,6 +148,23 @@ def mounts_for(work_dir: Path, cwd: Path, argv: Iterable[str]) -> list[Path]:
     return mounts
 
 
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A container's environment, labels, mounts and working folder, given as Docker SDK
+    arguments (a component's container) or as `docker run` options (a one-shot helper)."""
+
+    env: dict[str, str]
+    labels: dict[str, str]
+    mounts: list[Path]
+    working_dir: Path
+
+    def cli_options(self) -> list[str]:
+        return ["-w", str(self.working_dir),
+                *(f"--label={key}={value}" for key, value in self.labels.items()),
+                *(f"--env={key}={value}" for key, value in self.env.items()),
+                *(f"--volume={path}:{path}:rw" for path in self.mounts)]
+
+
 class ManagedContainer(ManagedProcess):
     """A ManagedProcess whose program runs in a container: same readiness probe, same log
     file (the program's output is written into the mounted folder), Docker's verbs for the
@@ -186,15 +203,16 @@ class ManagedContainer(ManagedProcess):
         with self.log_path.open("ab") as log:
             log.write(f"\n=== start {self.name} at {time.strftime('%H:%M:%S')} "
                       f"in {choice.image} ===\n".encode())
+        spec = self._spec(choice, self.labels, {"RCH_LOG": str(self.log_path)})
         container = DockerContainer(choice.image)
         # The program's output goes to the same log file as a process's would.
         container.with_command(["/bin/sh", "-c", 'exec "$@" >>"$RCH_LOG" 2>&1', "sh",
                                 *choice.argv])
-        for key, value in {**added_env(self.env), "RCH_LOG": str(self.log_path)}.items():
+        for key, value in spec.env.items():
             container.with_env(key, value)
-        for path in mounts_for(self.work_dir, self.cwd, choice.argv):
+        for path in spec.mounts:
             container.with_volume_mapping(str(path), str(path), "rw")
-        container.with_kwargs(init=True, labels=self.labels, working_dir=str(self.cwd),
+        container.with_kwargs(init=True, labels=spec.labels, working_dir=str(spec.working_dir),
                               **self._network_options())
         try:
             container.start()
@@ -214,6 +232,14 @@ class ManagedContainer(ManagedProcess):
         self._emit("start", {"container": wrapped.short_id, "pid": self._host_pid,
                              **self._where(wrapped.attrs)})
         self._await_ready()
+
+    def _spec(self, choice: ImageChoice, labels: Mapping[str, str],
+              env: Mapping[str, str] | None = None) -> ContainerSpec:
+        """What every container of this component gets, whichever way it is started: the
+        environment it adds to the harness's (plus `env`), `labels`, the folders it
+        sees at their host paths, and its working folder."""
+        return ContainerSpec({**added_env(self.env), **(env or {})}, dict(labels),
+                             mounts_for(self.work_dir, self.cwd, choice.argv), self.cwd)
 
     def _network_options(self) -> dict[str, Any]:
         """Docker's options that put the container on the run's network: at its owner's
@@ -318,15 +344,10 @@ class ManagedContainer(ManagedProcess):
         else:
             choice = choose_image(argv, self.images)
             helper = f"rch-helper-{uuid.uuid4().hex[:12]}"
-            labels = {**self.labels, COMPONENT_LABEL: f"{self.name}-helper"}
+            spec = self._spec(choice, {**self.labels, COMPONENT_LABEL: f"{self.name}-helper"})
             # A helper (initdb) is a local program: it needs no network.
             command = ["docker", "run", "--rm", "--init", "--interactive", "--network", "none",
-                       "--name", helper, "-w", str(self.cwd),
-                       *(f"--label={key}={value}" for key, value in labels.items()),
-                       *(f"--env={key}={value}" for key, value in added_env(self.env).items()),
-                       *(f"--volume={path}:{path}:rw"
-                         for path in mounts_for(self.work_dir, self.cwd, choice.argv)),
-                       choice.image, *choice.argv]
+                       "--name", helper, *spec.cli_options(), choice.image, *choice.argv]
         try:
             return subprocess.run(command, input=stdin, capture_output=True, text=True,
                                   timeout=timeout_s, check=False)

@@ -17,20 +17,22 @@ import pika
 import pika.exceptions
 
 from harness.errors import SetupError
+from harness.images import recipes
 from harness.runtime.base import LOOPBACK, Endpoint, Network
 from harness.runtime.ports import free_port
 from harness.runtime.process import Launcher, ManagedProcess, ProcessBacked
 
-RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-RABBITMQCTL = RABBITMQ_SERVER.with_name("rabbitmqctl")
-EPMD_CANDIDATES = (Path("/usr/bin/epmd"), Path("/usr/lib/erlang/bin/epmd"))
+# Debian's paths, on the host as in the RabbitMQ image (whose recipe checks them).
+RABBITMQ_SERVER = Path(recipes.RABBITMQ_SERVER)
+RABBITMQCTL = Path(recipes.RABBITMQCTL)
+EPMD_CANDIDATES = (Path(recipes.EPMD), Path("/usr/lib/erlang/bin/epmd"))
 
 
 def find_rabbitmq(on_host: bool = True) -> tuple[Path, Path]:
     """rabbitmq-server and epmd. Not `on_host`: the paths Debian's packages give them in
     the RabbitMQ image (its recipe checks them when it is built)."""
     if not on_host:
-        return RABBITMQ_SERVER, EPMD_CANDIDATES[0]
+        return RABBITMQ_SERVER, Path(recipes.EPMD)
     if not RABBITMQ_SERVER.exists():
         raise SetupError(
             f"RabbitMQ is not installed ({RABBITMQ_SERVER} is missing). "

@@ -118,3 +118,10 @@ def test_containers_get_the_cpu_weight_of_several_processes(tmp_path: Path) -> N
     assert containers.weigh_containers_as_processes(shares) is None
     # No such group (cgroup v2, no Docker): nothing to do, no error.
     assert containers.weigh_containers_as_processes(tmp_path / "missing") is None
+
+
+def test_a_helper_gets_the_components_environment_labels_and_folders(tmp_path: Path) -> None:
+    spec = containers.ContainerSpec({"RCH_RUN_DIR": "/r"}, {"rch.run": "r1"},
+                                    [tmp_path], tmp_path / "postgres")
+    assert spec.cli_options() == ["-w", str(tmp_path / "postgres"), "--label=rch.run=r1",
+                                  "--env=RCH_RUN_DIR=/r", f"--volume={tmp_path}:{tmp_path}:rw"]

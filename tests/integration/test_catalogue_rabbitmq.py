@@ -5,12 +5,15 @@ active, and every bug variant is caught by the scenario named for it
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.brokers.kept import KeptBroker
 from harness.brokers.registry import broker_plugin
 from harness.results import ScenarioResult
+from harness.runtime.registry import PROCESSES
 from harness.session import load_catalogue, run_scenarios
 from harness.settings import RunSettings
 from harness.variants import VARIANTS
@@ -24,15 +27,33 @@ COVERED_ELSEWHERE = {"steady_state", "consumer_crash", "publisher_crash",
                      "full_resync_under_load"}
 
 
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeptBroker]:
+    """One RabbitMQ broker for the module's scenarios that leave the broker alone, each in
+    a virtual host of its own, as `harness explore` runs them: it saves a broker start and
+    stop per scenario. A scenario that faults the broker itself starts its own, as
+    `harness run` does."""
+    broker = KeptBroker(broker_plugin("rabbitmq"), PROCESSES,
+                        tmp_path_factory.mktemp("kept") / "broker", "catalogue-kept")
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.close()
+
+
 def run_one(name: str, root: Path, variant: str = "none",
             converge_timeout_s: float | None = None, broker: str = "rabbitmq",
-            seed: int = SEED) -> ScenarioResult:
+            seed: int = SEED, kept: KeptBroker | None = None) -> ScenarioResult:
     scenario = load_catalogue()[name]
     if converge_timeout_s is not None:
         # A variant that loses data never converges: no need to wait the full deadline.
         scenario = dataclasses.replace(scenario, converge_timeout_s=converge_timeout_s)
+    if any(step.target == "broker" for step in scenario.faults):
+        kept = None
     result, _ = run_scenarios([scenario], RunSettings(seed=seed, variant=variant,
-                                                      report_root=root, broker=broker))
+                                                      report_root=root, broker=broker),
+                              kept_broker=kept)
     return result.scenarios[0]
 
 
@@ -44,8 +65,9 @@ APPLICABLE = sorted(name for name, scenario in load_catalogue().items()
 
 
 @pytest.mark.parametrize("name", in_processes(sorted(set(APPLICABLE) - COVERED_ELSEWHERE)))
-def test_scenario_passes_on_correct_services(name: str, leak_check: Path) -> None:
-    scenario = run_one(name, leak_check)
+def test_scenario_passes_on_correct_services(name: str, leak_check: Path,
+                                             kept: KeptBroker) -> None:
+    scenario = run_one(name, leak_check, kept=kept)
     assert scenario.verdict == "pass", scenario.first_failure()
     checks = {c.name: c for c in scenario.checks}
     assert checks["progress"].ok and checks["convergence"].ok
@@ -86,17 +108,18 @@ def test_every_variant_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANT_CASES))
-def test_variant_is_caught(variant: str, leak_check: Path) -> None:
-    assert_caught(variant, VARIANT_CASES[variant], leak_check)
+def test_variant_is_caught(variant: str, leak_check: Path, kept: KeptBroker) -> None:
+    assert_caught(variant, VARIANT_CASES[variant], leak_check, kept=kept)
 
 
 def assert_caught(variant: str, case: tuple[str, str, str], root: Path,
-                  broker: str = "rabbitmq", seed: int = SEED) -> None:
+                  broker: str = "rabbitmq", seed: int = SEED,
+                  kept: KeptBroker | None = None) -> None:
     """The variant's scenario fails, with this check among the failed ones, naming the
     effect in these words."""
     name, check, words = case
     scenario = run_one(name, root, variant=variant, converge_timeout_s=8.0, broker=broker,
-                       seed=seed)
+                       seed=seed, kept=kept)
     assert scenario.verdict == "fail"
     failed = {c.name: c for c in scenario.checks if not c.ok}
     assert check in failed, scenario.first_failure()

@@ -140,6 +140,8 @@ def test_interrupt_removes_every_container(docker: Any, tmp_path: Path) -> None:
         assert any("load:" in line for line in seen), "".join(seen)
         running = docker.containers.list(filters={"label": f"{PID_LABEL}={proc.pid}"})
         assert running, "the run had started no container to clean up"
+        assert docker.networks.list(filters={"label": f"{PID_LABEL}={proc.pid}"}), \
+            "the run had made no network to clean up"
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
     finally:
@@ -150,6 +152,8 @@ def test_interrupt_removes_every_container(docker: Any, tmp_path: Path) -> None:
     assert "Traceback" not in output
     left = docker.containers.list(all=True, filters={"label": f"{PID_LABEL}={proc.pid}"})
     assert left == [], [c.name for c in left]
+    networks = docker.networks.list(filters={"label": f"{PID_LABEL}={proc.pid}"})
+    assert networks == [], [n.name for n in networks]
     assert processes_started_under(tmp_path) == []
 
 

@@ -43,7 +43,9 @@ class DbRate:
         return round(self.transactions / self.seconds, 1) if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "per_s": self.per_s}
+        # Rounded only here: a few dozen commits can take well under a millisecond, and a
+        # rate from a duration rounded to 0 would read as none at all.
+        return {**asdict(self), "seconds": round(self.seconds, 6), "per_s": self.per_s}
 
 
 def timed_transactions(commit_one: Callable[[], None], count: int, budget_s: float,
@@ -75,7 +77,7 @@ def sqlite_rate_at(path: Path, count: int, budget_s: float = BUDGET_S) -> DbRate
         done, seconds = timed_transactions(commit_one, count, budget_s)
     finally:
         conn.close()
-    return DbRate("sqlite", done, round(seconds, 3))
+    return DbRate("sqlite", done, seconds)
 
 
 def sqlite_rate(count: int, budget_s: float = BUDGET_S) -> DbRate:
@@ -99,7 +101,7 @@ def postgres_rate(work_dir: Path, count: int, budget_s: float = BUDGET_S) -> DbR
             done, seconds = timed_transactions(commit_one, count, budget_s)
     finally:
         node.close()
-    return DbRate("postgres", done, round(seconds, 3))
+    return DbRate("postgres", done, seconds)
 
 
 def raw_write_rate(db: str, work_dir: Path, count: int) -> DbRate:

@@ -234,7 +234,10 @@ def test_components_reach_each_other_by_name_on_the_runs_own_network(
         probe = ("import pika; pika.BlockingConnection(pika.URLParameters("
                  f"'amqp://guest:guest@{link.inside.address}/%2F')).close(); print('ok')")
         dialled = subprocess.run(
-            ["docker", "run", "--rm", "--network", network.name, containers_images()["python"],
+            # Labelled as the run's, so the runtime's close removes it if the test fails.
+            ["docker", "run", "--rm", "--network", network.name,
+             *(f"--label={key}={value}" for key, value in runtime.labels.items()),
+             containers_images()["python"],
              f"{containers.IMAGE_VENV}/bin/python", "-c", probe],
             capture_output=True, text=True, timeout=60, check=False)
         assert dialled.stdout.strip() == "ok", dialled

@@ -125,6 +125,9 @@ def test_sqlite_rate_commits_each_row_to_a_wal_file(tmp_path: Path) -> None:
 
 def test_a_rate_over_no_time_is_zero() -> None:
     assert raw_db.DbRate("sqlite", 0, 0.0).per_s == 0.0
+    # Forty WAL commits can take under half a millisecond: still a rate, not none.
+    quick = raw_db.DbRate("sqlite", 40, 0.0004)
+    assert quick.per_s == 100000.0 and quick.to_dict()["seconds"] == 0.0004
     assert raw_db.DbRate("sqlite", 500, 0.25).to_dict()["per_s"] == 2000.0
 
 
